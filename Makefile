@@ -1,0 +1,26 @@
+# Two commands a newcomer needs: `make run` and `make test`. Everything else is for developers.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(BIN)/tally: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(BIN)/tally
+
+install: $(BIN)/tally
+
+run: install  ## start every service in one process on embedded PostgreSQL
+	$(BIN)/tally run
+
+test: install  ## the whole test suite (starts embedded PostgreSQL and the tansu broker itself)
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/tally bench
+
+schemas: install
+	$(BIN)/tally schemas --write
+
+.PHONY: install run test bench schemas

@@ -1,0 +1,172 @@
+"""`tally`: run everything (embedded), run one service, replay projections, create topics, benchmark."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+
+import typer
+
+from tally_infra.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _serve(coro_factory) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency through uvicorn[standard]
+        pass
+    logging.basicConfig(level=os.environ.get("TALLY_LOG_LEVEL", "WARNING"))
+    asyncio.run(coro_factory())
+
+
+async def _http(rt, settings: Settings, *, ingest: bool, api: bool) -> None:
+    import uvicorn
+
+    from tally_api.app import create_app
+
+    config = uvicorn.Config(create_app(rt.services, ingest=ingest, api=api), host=settings.host, port=settings.port,
+                            loop="none", http="httptools", log_level="warning", access_log=False,
+                            limit_concurrency=4096, backlog=4096)
+    await uvicorn.Server(config).serve()
+
+
+@app.command()
+def run() -> None:
+    """Run every service in one process (embedded PostgreSQL and the Postgres log unless configured)."""
+    settings = Settings()
+
+    async def main() -> None:
+        from tally_aggregator.postgres_loop import run_postgres_aggregator
+        from tally_infra.accounts import create_account, first_key
+        from tally_infra.usage_store import UsageProjector
+
+        from .runtime import build
+
+        rt = await build(settings)
+        pool = rt.services.pool
+        found = await first_key(pool)
+        account, key = found if found else await create_account(pool, now=int(time.time()))
+        if not settings.kafka_bootstrap:
+            projector = UsageProjector(pool, settings.consumer_group)
+            rt.tasks.append(asyncio.create_task(
+                run_postgres_aggregator(rt.services.log, projector, batch=settings.aggregator_batch)))
+        where = settings.database_url and "PostgreSQL at TALLY_DATABASE_URL" or f"embedded PostgreSQL in {settings.data_dir}/pg"
+        print(f"tally is running at http://{settings.host}:{settings.port}  ({where}, {settings.log_backend} log)")
+        print(f"account {account}  test secret key: {key}")
+        print(f"try: curl http://{settings.host}:{settings.port}/v1/billing/meters -u {key}:", flush=True)
+        try:
+            await _http(rt, settings, ingest=True, api=True)
+        finally:
+            await rt.close()
+
+    _serve(main)
+
+
+@app.command()
+def serve(service: str = typer.Argument(..., help="api, ingest, or api+ingest")) -> None:
+    """Run the HTTP API and/or ingest on their own (point them at shared PostgreSQL and Kafka)."""
+    settings = Settings()
+
+    async def main() -> None:
+        from .runtime import build
+
+        rt = await build(settings)
+        try:
+            await _http(rt, settings, ingest="ingest" in service, api="api" in service)
+        finally:
+            await rt.close()
+
+    _serve(main)
+
+
+@app.command()
+def aggregator() -> None:
+    """Run the usage aggregator: the faust app on Kafka, or the Postgres-log loop on the embedded default."""
+    settings = Settings()
+    if settings.kafka_bootstrap:
+        from tally_aggregator.faust_app import run_worker
+
+        run_worker(settings)
+        return
+
+    async def main() -> None:
+        from tally_aggregator.postgres_loop import run_postgres_aggregator
+        from tally_infra.db import create_pool
+        from tally_infra.embedded import resolve_database_url
+        from tally_infra.logs.postgres_log import PostgresLog
+        from tally_infra.usage_store import UsageProjector
+
+        pool = await create_pool(resolve_database_url(settings.database_url, settings.data_dir))
+        await run_postgres_aggregator(PostgresLog(pool, settings.partitions),
+                                      UsageProjector(pool, settings.consumer_group), batch=settings.aggregator_batch)
+
+    _serve(main)
+
+
+@app.command()
+def replay(what: str = typer.Argument("usage", help="usage: rebuild usage projections from meter-events"),
+           batch: int = typer.Option(10_000, help="records per transaction")) -> None:
+    """Drop and rebuild projections by replaying the log from the start (stop the aggregators first)."""
+    settings = Settings()
+
+    async def main() -> None:
+        from .replay import replay_usage
+        from .runtime import build
+
+        rt = await build(settings)
+        try:
+            n = await replay_usage(rt.services.pool, rt.services.log, settings.consumer_group, batch=batch,
+                                   progress=True)
+            print(f"replayed {n} records")
+        finally:
+            await rt.close()
+
+    if what != "usage":
+        raise typer.BadParameter("only 'usage' can be replayed so far")
+    _serve(main)
+
+
+@app.command()
+def topics() -> None:
+    """Create the Kafka topics (meter-events, catalog) with TALLY_PARTITIONS partitions."""
+    settings = Settings()
+    if not settings.kafka_bootstrap:
+        raise typer.BadParameter("set TALLY_KAFKA_BOOTSTRAP first")
+    from tally_infra.logs.kafka_log import create_topics
+    from tally_infra.logs.ports import TOPICS
+
+    created = asyncio.run(create_topics(settings.kafka_bootstrap, {t: settings.partitions for t in TOPICS}))
+    print("created: " + (", ".join(created) or "nothing (all exist)"))
+
+
+@app.command("create-account")
+def create_account_cmd() -> None:
+    """Create an account and print its test secret key."""
+    settings = Settings()
+
+    async def main() -> None:
+        from tally_infra.accounts import create_account
+        from tally_infra.db import create_pool
+        from tally_infra.embedded import resolve_database_url
+
+        pool = await create_pool(resolve_database_url(settings.database_url, settings.data_dir))
+        account, key = await create_account(pool, now=int(time.time()))
+        print(f"{account} {key}")
+        await pool.close()
+
+    asyncio.run(main())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure billing money core: prices, line amounts and billing periods (no I/O, no clocks)."""

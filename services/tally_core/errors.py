@@ -1,0 +1,86 @@
+"""One exception tree, shaped like Stripe's error objects.
+
+    ApiError (type, code, message, param, http_status, retriable)
+    ├── InvalidRequest        400 invalid_request_error
+    │   ├── ResourceMissing   404 resource_missing
+    │   └── BodyTooLarge      413 invalid_request_error
+    ├── AuthenticationFailed  401 invalid_request_error (Stripe uses this type for bad keys)
+    ├── IdempotencyError      400 idempotency_error
+    │   └── IdempotencyKeyInUse 409 idempotency_error
+    ├── SessionExpired        401 temporary_session_expired (v2 meter event stream)
+    └── InternalError         500 api_error (retriable)
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    http_status = 500
+    type = "api_error"
+    retriable = False
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def to_dict(self) -> dict:
+        body: dict = {"type": self.type, "message": self.message}
+        if self.code is not None:
+            body["code"] = self.code
+        if self.param is not None:
+            body["param"] = self.param
+        return {"error": body}
+
+
+class InvalidRequest(ApiError):
+    http_status = 400
+    type = "invalid_request_error"
+
+
+class ResourceMissing(InvalidRequest):
+    http_status = 404
+
+    def __init__(self, kind: str, id_: str, *, param: str | None = "id"):
+        super().__init__(f"No such {kind}: '{id_}'", param=param, code="resource_missing")
+
+
+class BodyTooLarge(InvalidRequest):
+    http_status = 413
+
+
+class AuthenticationFailed(ApiError):
+    http_status = 401
+    type = "invalid_request_error"
+
+
+class IdempotencyError(ApiError):
+    http_status = 400
+    type = "idempotency_error"
+
+
+class IdempotencyKeyInUse(IdempotencyError):
+    http_status = 409
+    retriable = True
+
+
+class SessionExpired(ApiError):
+    http_status = 401
+    type = "temporary_session_expired"
+
+
+class InternalError(ApiError):
+    retriable = True
+
+
+def missing(param: str) -> InvalidRequest:
+    return InvalidRequest(f"Missing required param: {param}.", param=param, code="parameter_missing")
+
+
+def invalid(param: str, why: str, code: str = "parameter_invalid") -> InvalidRequest:
+    return InvalidRequest(f"Invalid {param}: {why}", param=param, code=code)
+
+
+def unknown(param: str) -> InvalidRequest:
+    return InvalidRequest(f"Received unknown parameter: {param}", param=param, code="parameter_unknown")

@@ -1,0 +1,1 @@
+"""The log port and its two backends: PostgreSQL tables (embedded default) and Kafka."""

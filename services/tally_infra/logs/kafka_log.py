@@ -1,0 +1,100 @@
+"""The distributed log: Apache Kafka through aiokafka (tansu in tests).
+
+`append` waits for the broker's acknowledgement of every record before returning. Tansu has no idempotent
+producer or transactions, so exactly-once comes from the consumer side (offsets stored with projections,
+dedup by identifier), not from Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from .ports import LogRecord
+
+
+async def create_topics(bootstrap: str, topics: dict[str, int]) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [NewTopic(t, num_partitions=n, replication_factor=1) for t, n in topics.items() if t not in existing]
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+        return [t.name for t in new]
+    finally:
+        await admin.close()
+
+
+class KafkaLog:
+    def __init__(self, bootstrap: str, partitions: int):
+        self.bootstrap = bootstrap
+        self.partitions = partitions
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> "KafkaLog":
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", linger_ms=2,
+            max_batch_size=1 << 20, max_request_size=8 << 20, enable_idempotence=False,
+        )
+        await self._producer.start()
+        return self
+
+    async def append(self, topic: str, items: list[tuple[bytes, bytes]]) -> None:
+        assert self._producer is not None, "KafkaLog.start() first"
+        futures = [await self._producer.send(topic, value=v, key=k) for k, v in items]
+        await asyncio.gather(*futures)
+
+    async def _consumer(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            fetch_max_bytes=50 << 20, max_partition_fetch_bytes=16 << 20,
+        )
+        await consumer.start()
+        return consumer
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        consumer = await self._consumer()
+        try:
+            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or range(self.partitions))]
+            ends = await consumer.end_offsets(parts)
+            return {tp.partition: off for tp, off in ends.items()}
+        finally:
+            await consumer.stop()
+
+    async def scan(self, topic: str, start: dict[int, int] | None = None, batch: int = 10_000):
+        consumer = await self._consumer()
+        try:
+            await consumer.force_metadata_update() if hasattr(consumer, "force_metadata_update") else None
+            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or range(self.partitions))]
+            consumer.assign(parts)
+            ends = {tp: off for tp, off in (await consumer.end_offsets(parts)).items()}
+            for tp in parts:
+                consumer.seek(tp, (start or {}).get(tp.partition, 0))
+            remaining = {tp for tp in parts if (start or {}).get(tp.partition, 0) < ends[tp]}
+            while remaining:
+                got = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)
+                out = []
+                for tp, msgs in got.items():
+                    out.extend(LogRecord(tp.partition, m.offset, m.value) for m in msgs if m.offset < ends[tp])
+                    if msgs and msgs[-1].offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+                if out:
+                    yield out
+        finally:
+            await consumer.stop()
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None

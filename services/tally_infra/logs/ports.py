@@ -1,0 +1,37 @@
+"""What every log backend offers: durable keyed appends, and reading a topic from an offset."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator
+from typing import NamedTuple, Protocol
+
+METER_EVENTS = "meter-events"
+CATALOG = "catalog"
+TOPICS = (METER_EVENTS, CATALOG)
+
+
+class LogRecord(NamedTuple):
+    partition: int
+    offset: int
+    value: bytes
+
+
+class EventLog(Protocol):
+    partitions: int
+
+    async def append(self, topic: str, items: list[tuple[bytes, bytes]]) -> None:
+        """Append (key, value) pairs; when this returns every record is durable and will be read."""
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        """The next offset each partition will be given (records before it exist)."""
+
+    def scan(self, topic: str, start: dict[int, int] | None = None, batch: int = 10_000) -> AsyncIterator[list[LogRecord]]:
+        """Read the topic from `start` (default: the beginning) up to the end offsets seen at call time."""
+
+    async def close(self) -> None: ...
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """Stable key → partition map for the Postgres log (Kafka uses its own murmur2 partitioner)."""
+    return zlib.crc32(key) % partitions

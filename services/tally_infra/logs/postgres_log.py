@@ -1,0 +1,142 @@
+"""The embedded log: append-only rows in PostgreSQL, one ordered sequence per (topic, partition).
+
+Appends from concurrent requests are group-committed: one transaction and one COPY per flush, so a
+single-event POST costs a share of a commit rather than a whole one. A caller's `append` returns only after
+its records are committed (durable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import asyncpg
+
+from .ports import LogRecord, partition_for
+
+NOTIFY_CHANNEL = "tally_log"
+
+
+class PostgresLog:
+    def __init__(self, pool: asyncpg.Pool, partitions: int, *, max_flush: int = 20_000):
+        self.pool = pool
+        self.partitions = partitions
+        self._max_flush = max_flush
+        self._pending: list[tuple[str, list[tuple[bytes, bytes]], asyncio.Future]] = []
+        self._wakeup = asyncio.Event()
+        self._flusher: asyncio.Task | None = None
+        self._ensured: set[str] = set()
+        self._listen_conn = None
+        self._appended = asyncio.Event()
+
+    async def _ensure_heads(self, topic: str) -> None:
+        if topic in self._ensured:
+            return
+        async with self.pool.acquire() as conn:
+            await conn.executemany(
+                "insert into log_heads (topic, partition) values ($1, $2) on conflict do nothing",
+                [(topic, p) for p in range(self.partitions)],
+            )
+        self._ensured.add(topic)
+
+    async def append(self, topic: str, items: list[tuple[bytes, bytes]]) -> None:
+        if not items:
+            return
+        await self._ensure_heads(topic)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_loop())
+        fut = asyncio.get_running_loop().create_future()
+        self._pending.append((topic, items, fut))
+        self._wakeup.set()
+        await fut
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, size = [], 0
+                while self._pending and size < self._max_flush:
+                    entry = self._pending.pop(0)
+                    batch.append(entry)
+                    size += len(entry[1])
+                try:
+                    await self._write(batch)
+                except BaseException as exc:  # the callers see the failure; nothing was committed
+                    for _, _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    for _, _, fut in batch:
+                        if not fut.done():
+                            fut.set_result(None)
+
+    async def _write(self, batch) -> None:
+        grouped: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
+        for topic, items, _ in batch:
+            for key, value in items:
+                grouped[(topic, partition_for(key, self.partitions))].append((key, value))
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = []
+            # 1. Lock each partition head in a fixed order (no deadlocks between writers) and reserve offsets.
+            for (topic, part) in sorted(grouped):
+                items = grouped[(topic, part)]
+                end = await conn.fetchval(
+                    "update log_heads set next_offset = next_offset + $3 where topic = $1 and partition = $2 "
+                    "returning next_offset", topic, part, len(items),
+                )
+                start = end - len(items)
+                rows.extend((topic, part, start + i, k, v) for i, (k, v) in enumerate(items))
+            # 2. Copy the rows; 3. commit releases the head locks, so offsets become visible in order.
+            await conn.copy_records_to_table("log_records", records=rows, columns=("topic", "partition", "offset", "key", "value"))
+            await conn.execute("select pg_notify($1, '')", NOTIFY_CHANNEL)
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        await self._ensure_heads(topic)
+        rows = await self.pool.fetch("select partition, next_offset from log_heads where topic = $1", topic)
+        return {r["partition"]: r["next_offset"] for r in rows}
+
+    async def read(self, topic: str, positions: dict[int, int], limit: int) -> list[LogRecord]:
+        """Up to `limit` records per partition from each partition's next offset."""
+        parts, offs = list(positions), [positions[p] for p in positions]
+        rows = await self.pool.fetch(
+            """select r.partition, r."offset", r.value
+               from unnest($2::int[], $3::bigint[]) as p(part, off)
+               cross join lateral (
+                 select partition, "offset", value from log_records
+                 where topic = $1 and partition = p.part and "offset" >= p.off
+                 order by "offset" limit $4) r""",
+            topic, parts, offs, limit,
+        )
+        return [LogRecord(r[0], r[1], r[2]) for r in rows]
+
+    async def scan(self, topic: str, start: dict[int, int] | None = None, batch: int = 10_000):
+        ends = await self.end_offsets(topic)
+        positions = {p: (start or {}).get(p, 0) for p in ends}
+        per_part = max(1, batch // max(1, len(ends)))
+        while any(positions[p] < ends[p] for p in ends):
+            todo = {p: positions[p] for p in ends if positions[p] < ends[p]}
+            records = [r for r in await self.read(topic, todo, per_part) if r.offset < ends[r.partition]]
+            for r in records:
+                positions[r.partition] = max(positions[r.partition], r.offset + 1)
+            yield records
+
+    async def wait_for_appends(self, timeout: float) -> None:
+        """Sleep until something is appended (LISTEN/NOTIFY on one held connection) or the timeout passes."""
+        if self._listen_conn is None:
+            self._listen_conn = await self.pool.acquire()
+            await self._listen_conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._appended.set())
+        try:
+            await asyncio.wait_for(self._appended.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        self._appended.clear()
+
+    async def close(self) -> None:
+        if self._flusher:
+            self._flusher.cancel()
+        if self._listen_conn is not None:
+            await self.pool.release(self._listen_conn)
+            self._listen_conn = None
