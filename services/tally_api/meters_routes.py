@@ -69,7 +69,7 @@ async def list_meters(ctx: Ctx) -> dict:
     status = ctx.params.get("status")
     if status not in (None, "", "active", "inactive"):
         raise invalid("status", "must be one of active, inactive.", code="parameter_invalid_enum")
-    meters = sorted(ctx.services.catalog.list(ctx.account), key=lambda x: (x.created, x.id), reverse=True)
+    meters = ctx.services.catalog.list(ctx.account)
     items = [x.to_stripe() for x in meters if not status or x.status == status]
     return list_object(items, ctx.params, "/v1/billing/meters")
 

@@ -41,7 +41,7 @@ class MeterCatalog:
 
     async def load(self) -> None:
         """(Re)read every meter; other processes see a change within one refresh."""
-        rows = await self.pool.fetch("select account, data from meters")
+        rows = await self.pool.fetch("select account, data from meters order by seq")
         by_name, by_id = {}, {}
         for account, data in rows:
             m = Meter.from_stripe(orjson.loads(data), account)
@@ -62,7 +62,8 @@ class MeterCatalog:
         return self._by_id.get((account, meter_id))
 
     def list(self, account: str) -> list[Meter]:
-        return [m for (a, _), m in self._by_id.items() if a == account]
+        """Newest first (creation order, which the `seq` column keeps across restarts)."""
+        return [m for (a, _), m in reversed(self._by_id.items()) if a == account]
 
     async def save(self, event_type: str, meter: Meter, event_id: str) -> dict:
         """Log the change, then project it; returns the catalog record (a Stripe event)."""

@@ -41,6 +41,7 @@ create table if not exists consumer_offsets (
 );
 
 create table if not exists meters (
+  seq bigserial,
   account text not null,
   id text not null,
   event_name text not null,

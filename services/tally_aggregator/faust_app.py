@@ -1,0 +1,150 @@
+"""The aggregator on Kafka: a faust-streaming app that folds `meter-events` into the usage projections.
+
+The agent is a few lines: it takes batches of events (with their partition and offset) and hands them to
+`UsageProjector.apply`, which does all the work in one PostgreSQL transaction per batch.
+
+Exactly once rests on the offsets stored in PostgreSQL (`consumer_offsets`), not on Kafka:
+
+* `UsageProjector.apply` writes the projection changes and the next offsets in the same transaction, and
+  skips records below the stored offset (row locks on the offset rows serialise two workers that briefly
+  both think they own a partition during a rebalance). So a redelivery after a rebalance, a crash or a
+  restart counts nothing twice.
+* Faust acks a `take_events` batch only after the agent body returns, so the offsets faust commits to
+  Kafka never pass what PostgreSQL has applied. The agent therefore never raises out of a batch: it
+  retries the transaction until it commits (a failed batch that faust acked anyway would be skipped).
+* On every partition assignment the worker also *seeks* to the stored PostgreSQL offsets: faust sends
+  `app.on_rebalance_complete` just before it seeks the assigned partitions to their committed Kafka
+  offsets (`Consumer.perform_seek`), and our handler first commits the PostgreSQL positions as the
+  group's Kafka offsets for the assigned partitions (through the consumer's own commit, so it is done with
+  the current group generation). faust then seeks there. The database is the truth: after a crash the
+  worker resumes exactly where the projection stands instead of re-reading what Kafka had not yet
+  committed, and after the usage projection is rebuilt or reset (offsets moved back) it re-reads from
+  there. If that commit fails (another rebalance already started), nothing is lost: the next assignment
+  seeks again, and until then the projector skips whatever it has already applied.
+
+No tables, no changelog topics, no leader topic, no web server, in-memory store: faust needs to create no
+topic (the `meter-events` topic is created up front with `create_topics`, like every other process does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from tally_infra.db import create_pool
+from tally_infra.embedded import resolve_database_url
+from tally_infra.logs.kafka_log import create_topics
+from tally_infra.logs.ports import METER_EVENTS, TOPICS, LogRecord
+from tally_infra.settings import Settings
+from tally_infra.usage_store import UsageProjector
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class _Projection:
+    """The projector, created lazily on the worker's event loop and shared by the agent and the rebalance hook."""
+
+    def __init__(self, database_url: str, group_id: str):
+        self.database_url = database_url
+        self.group_id = group_id
+        self._projector: UsageProjector | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> UsageProjector:
+        async with self._lock:
+            if self._projector is None:
+                pool = await create_pool(self.database_url)
+                self._projector = UsageProjector(pool, self.group_id, METER_EVENTS)
+            return self._projector
+
+    async def apply(self, records: list[LogRecord]) -> int:
+        """Apply one batch, retrying until it commits: a batch must never be acked unapplied."""
+        attempt = 0
+        while True:
+            try:
+                return await (await self.get()).apply(records)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the database may be restarting; the batch stays ours
+                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+                log.exception("applying %d meter-event records failed; retrying in %.1fs", len(records), delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        if self._projector is not None:
+            await self._projector.pool.close()
+            self._projector = None
+
+
+def create_app(settings: Settings, database_url: str) -> faust.App:
+    """The faust app: one agent over `meter-events`, consumer group = `settings.consumer_group`."""
+    assert settings.kafka_bootstrap, "the faust aggregator needs TALLY_KAFKA_BOOTSTRAP"
+    app = faust.App(
+        settings.consumer_group,  # the app id is the Kafka consumer group
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4096, settings.aggregator_batch * 2),
+        logging_config=None,
+    )
+    topic = app.topic(METER_EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw",
+                      value_serializer="raw", internal=False)
+    projection = _Projection(database_url, settings.consumer_group)
+    app.tally_projection = projection  # type: ignore[attr-defined]
+
+    @app.agent(topic, concurrency=1)
+    async def aggregate(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.aggregator_batch, within=0.2):
+            await projection.apply([LogRecord(e.message.partition, e.message.offset, e.value) for e in events])
+
+    @app.on_rebalance_complete.connect
+    async def seek_to_stored_offsets(sender: Any, **kwargs: Any) -> None:
+        """Make the group's Kafka offsets the PostgreSQL ones; faust seeks to them right after this."""
+        consumer = app.consumer
+        assigned = {tp for tp in consumer.assignment() if tp.topic == METER_EVENTS}
+        if not assigned:
+            return
+        try:
+            stored = await (await projection.get()).positions()
+            offsets = {tp: stored.get(tp.partition, 0) for tp in assigned}
+            # `_commit` is the transport's commit of explicit offsets (faust's own `commit()` commits acks).
+            await consumer._commit(offsets)  # noqa: SLF001
+            log.info("seeking %s to stored offsets %s", METER_EVENTS, {tp.partition: o for tp, o in offsets.items()})
+        except Exception:  # noqa: BLE001 - skipping by stored offsets still keeps exactly-once
+            log.exception("could not seek to the stored offsets; relying on skipping by stored offsets")
+
+    @app.on_before_shutdown.connect
+    async def close_pool(sender: Any, **kwargs: Any) -> None:
+        await projection.close()
+
+    return app
+
+
+def run_worker(settings: Settings) -> None:
+    """Run the faust worker until SIGTERM/SIGINT (`tally aggregator` with TALLY_KAFKA_BOOTSTRAP set)."""
+    database_url = resolve_database_url(settings.database_url, settings.data_dir)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(create_topics(settings.kafka_bootstrap, {t: settings.partitions for t in TOPICS}))
+    app = create_app(settings, database_url)
+    worker = faust.Worker(app, loop=loop, loglevel=os.environ.get("TALLY_LOG_LEVEL", "WARNING"), quiet=True,
+                          redirect_stdouts=False, workdir=str(settings.data_dir))
+    worker.execute_from_commandline()
+
+
+__all__ = ["create_app", "run_worker", "TP"]

