@@ -1,7 +1,6 @@
 """Billing-period boundaries from a billing_cycle_anchor (reference §3.3, A.3); UTC unix seconds throughout.
 
-Month and year boundaries are always computed from the anchor — anchor day clamped to the month's last day, anchor
-time of day kept — so Jan 31 → Feb 28/29 → Mar 31, never the drifting 31 → 28 → 28 of chaining period ends.
+Month/year boundaries come from the anchor, clamped to month end (Jan 31 → Feb 28/29 → Mar 31), never chained.
 """
 
 from __future__ import annotations
@@ -27,10 +26,9 @@ def _dt(ts: int) -> datetime:
 
 
 def add_interval(anchor: int, interval: str, count: int, n: int, *, day_of_month: int | None = None) -> int:
-    """The boundary `n × count` intervals after the anchor (n may be negative).
+    """The boundary `n × count` intervals after the anchor (n may be negative), keeping its time of day.
 
-    `day_of_month` is `billing_cycle_anchor_config[day_of_month]` when the anchor itself was clamped
-    (config 31, anchor Feb 28 → Mar 31); by default the anchor's own day.
+    `day_of_month`: `billing_cycle_anchor_config[day_of_month]` when the anchor itself was clamped (31: Feb 28 → Mar 31).
     """
     _check(interval, count)
     if day_of_month is not None and not 1 <= day_of_month <= 31:

@@ -1,8 +1,6 @@
-"""Prices (Stripe `price`): `POST /v1/prices` validation and the wire shape; amounts are Decimal minor units.
+"""Prices (Stripe `price`): `POST /v1/prices` validation (reference §2.1) and the wire shape.
 
-Rules (reference §2.1): exactly one of `unit_amount`/`unit_amount_decimal` for per_unit; tiered needs `tiers_mode`
-and `tiers` (last `up_to=inf`, the rest strictly increasing); `transform_quantity` only with per_unit; metered
-needs a meter; intervals are at most three years.
+Amounts are Decimal minor units (cents); an int `unit_amount` is kept as the equal Decimal.
 """
 
 from __future__ import annotations

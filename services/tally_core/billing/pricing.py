@@ -1,8 +1,7 @@
-"""The amount of one invoice line for a price and a quantity (reference A.2), in integer minor units.
+"""One invoice line's amount for a price and a quantity (reference A.2), in integer minor units.
 
-Rounding rule: all arithmetic is exact Decimal; the line is rounded once, half up (.5 away from zero), to the
-integer minor unit — Stripe: "Rounding occurs on the line item level", 0.05¢ × 30 = 1.5¢ → 2¢ (reference §2.2, A.1).
-Tiers are not rounded one by one; transform_quantity rounds the quantity (ceil/floor), never the money.
+Rounding: exact Decimal math, then ONE half-up (.5 away from zero) rounding per line, never per unit or tier —
+Stripe "Rounding occurs on the line item level": 0.05¢ × 30 = 1.5¢ → 2¢ (reference §2.2, A.1).
 """
 
 from __future__ import annotations
