@@ -91,7 +91,7 @@ def create_app(settings: Settings, database_url: str) -> faust.App:
         settings.consumer_group,  # the app id is the Kafka consumer group
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
-        datadir=str(settings.data_dir / "faust"),
+        datadir=str((settings.data_dir / "faust").resolve()),
         web_enabled=False,
         topic_disable_leader=True,
         topic_allow_declare=False,
@@ -138,12 +138,13 @@ def create_app(settings: Settings, database_url: str) -> faust.App:
 def run_worker(settings: Settings) -> None:
     """Run the faust worker until SIGTERM/SIGINT (`tally aggregator` with TALLY_KAFKA_BOOTSTRAP set)."""
     database_url = resolve_database_url(settings.database_url, settings.data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust keeps its (empty) datadir under it
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(create_topics(settings.kafka_bootstrap, {t: settings.partitions for t in TOPICS}))
     app = create_app(settings, database_url)
-    worker = faust.Worker(app, loop=loop, loglevel=os.environ.get("TALLY_LOG_LEVEL", "WARNING"), quiet=True,
-                          redirect_stdouts=False, workdir=str(settings.data_dir))
+    worker = faust.Worker(app, loop=loop, loglevel=os.environ.get("TALLY_LOG_LEVEL", "WARNING"), quiet=False,
+                          redirect_stdouts=False)
     worker.execute_from_commandline()
 
 

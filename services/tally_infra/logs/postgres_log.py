@@ -127,16 +127,20 @@ class PostgresLog:
         """Sleep until something is appended (LISTEN/NOTIFY on one held connection) or the timeout passes."""
         if self._listen_conn is None:
             self._listen_conn = await self.pool.acquire()
-            await self._listen_conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._appended.set())
+            await self._listen_conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
         try:
             await asyncio.wait_for(self._appended.wait(), timeout)
         except asyncio.TimeoutError:
             pass
         self._appended.clear()
 
+    def _on_notify(self, *_args) -> None:
+        self._appended.set()
+
     async def close(self) -> None:
         if self._flusher:
             self._flusher.cancel()
         if self._listen_conn is not None:
+            await self._listen_conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
             await self.pool.release(self._listen_conn)
             self._listen_conn = None
