@@ -65,9 +65,11 @@ create table if not exists meter_event_index (
   ts bigint not null,
   seq bigint not null,
   is_last boolean not null,
-  canceled boolean not null default false,
-  primary key (account, customer, identifier)
+  canceled boolean not null default false
 );
+-- Not unique: an identifier may be accepted again 24 h after its last acceptance, and the earlier event's row
+-- must stay (a later cancel in its window recomputes `last` from these rows).
+create index if not exists meter_event_index_key on meter_event_index (account, customer, identifier, received_at);
 create index if not exists meter_event_index_identifier on meter_event_index (account, identifier);
 create index if not exists meter_event_index_last on meter_event_index (account, meter, customer, minute)
   where is_last;

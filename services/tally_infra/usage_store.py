@@ -18,14 +18,15 @@ from tally_core.meter_events import CANCELED, DEDUP_WINDOW_MS, RECORDED
 
 from .logs.ports import METER_EVENTS, LogRecord
 
-_INDEX_UPSERT = """
+_INDEX_INSERT = """
 insert into meter_event_index (account, customer, identifier, received_at, meter, dims, minute, value, ts, seq, is_last)
-select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[],
-                     $8::numeric[], $9::bigint[], $10::bigint[], $11::bool[])
-on conflict (account, customer, identifier) do update set
-  received_at = excluded.received_at, meter = excluded.meter, dims = excluded.dims, minute = excluded.minute,
-  value = excluded.value, ts = excluded.ts, seq = excluded.seq, is_last = excluded.is_last, canceled = false
-  where meter_event_index.received_at <= excluded.received_at - %d
+select x.* from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[],
+                       $8::numeric[], $9::bigint[], $10::bigint[], $11::bool[])
+  as x(account, customer, identifier, received_at, meter, dims, minute, value, ts, seq, is_last)
+where not exists (
+  select 1 from meter_event_index i
+  where i.account = x.account and i.customer = x.customer and i.identifier = x.identifier
+    and i.received_at > x.received_at - %d)
 returning customer, identifier
 """ % DEDUP_WINDOW_MS
 
@@ -134,7 +135,7 @@ class UsageProjector:
                 minute_of(e["timestamp"]), Decimal(e["value"]), e["timestamp"], seq, e["formula"] == "last",
             )):
                 col.append(v)
-        accepted = {(r[0], r[1]) for r in await conn.fetch(_INDEX_UPSERT, *cols)}
+        accepted = {(r[0], r[1]) for r in await conn.fetch(_INDEX_INSERT, *cols)}
         kept = [(e, seq) for e, seq in events if (e["customer"], e["identifier"]) in accepted]
         if not kept:
             return
