@@ -37,7 +37,7 @@ from tally_core.meters import create_meter
 from tally_infra.logs.ports import METER_EVENTS
 
 from . import bench_load as L
-from .bench_raw import Capped, prefill_postgres, raw_copy, raw_kafka_consume, raw_pg_consume, raw_produce
+from .bench_load import measure_drain, measure_replay, prefill_postgres, raw_copy, raw_kafka_consume, raw_pg_consume, raw_produce
 
 HOST = "127.0.0.1"
 EVENT = "bench_tokens"
@@ -466,8 +466,6 @@ class Bench:
                      note=f"{n:,} records"))
         raw = await raw_pg_consume(url, n, self.cpu)
         self.add(Row("raw limit: SELECT log_records + orjson.loads", raw[0], "rec/s", cpu=raw[1]))
-        from .bench_agg import measure_drain, measure_replay
-
         for figure, fn in ((f"aggregation: drain a pre-filled Postgres log ({n:,})", measure_drain),
                            (f"replay_usage on the Postgres log ({n:,})", measure_replay)):
             rate, cpu, sql, check, profile = await fn(url, None, n, self.cpu, profile_if_below=(100_000, 0.5 * raw[0]),
@@ -514,9 +512,7 @@ class Bench:
             raw_c = await raw_kafka_consume(self.bootstrap, n, self.cpu)
             self.add(Row("raw limit: aiokafka consume + orjson.loads", raw_c[0], "rec/s", cpu=raw_c[1],
                          note=f"first {n:,} of {total:,} records in meter-events"))
-            from .bench_agg import measure_drain, measure_replay
-
-            for figure, fn in ((f"aggregation: drain pre-filled meter-events topic ({n:,})", measure_drain),
+                for figure, fn in ((f"aggregation: drain pre-filled meter-events topic ({n:,})", measure_drain),
                                (f"replay_usage on Kafka (first {n:,} records)", measure_replay)):
                 rate, cpu, _sql, check, profile = await fn(url, log, n, self.cpu,
                                                            profile_if_below=(100_000, 0.5 * raw_c[0]),

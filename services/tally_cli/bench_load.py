@@ -1,5 +1,6 @@
 """The measuring tools of `tally bench`: a lean keep-alive HTTP/1.1 client, closed-loop and paced load drivers,
-per-process CPU accounting, and profile summaries (py-spy for the server, cProfile and SQL timing in-process).
+the raw limits (COPY, produce, consume + parse), the in-process aggregation and replay measurements, per-process
+CPU accounting, and profile summaries (py-spy for the server, cProfile and SQL timing in-process).
 
 The client is an `asyncio.Protocol` over raw sockets (no httpx/aiohttp machinery per request): one core of it
 issues well over 20,000 requests/s, so the server under test, not the generator, is what is measured.
@@ -436,10 +437,3 @@ def sql_breakdown(wall: float, top: int = 8) -> list[str]:
     for q, (n, t) in sorted(stats.items(), key=lambda x: -x[1][1])[:top]:
         out.append(f"{n:7d} {t:8.2f} {100 * t / wall:6.1f}  {q}")
     return out
-
-
-@dataclass
-class Phase:
-    """A measured figure with what it used."""
-
-    cpu: dict[str, float] = field(default_factory=dict)
