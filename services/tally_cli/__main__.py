@@ -164,6 +164,14 @@ def create_account_cmd() -> None:
     asyncio.run(main())
 
 
+@app.command()
+def bench(quick: bool = typer.Option(False, help="smaller runs")) -> None:
+    """Benchmark ingestion, aggregation, replay and lag on both log backends, each beside its raw limit."""
+    from .bench import run_bench
+
+    run_bench(quick)
+
+
 def main() -> None:
     app()
 

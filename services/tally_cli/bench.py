@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tally_core.codec import encode
@@ -289,9 +290,9 @@ class Bench:
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
-        mark = {True: "[green]met", False: "[red]missed", None: ""}[row.met]
+        mark = {True: "[green]met[/]", False: "[red]missed[/]", None: ""}[row.met]
         value = f"{row.value:,.0f} {row.unit}" if row.value is not None and row.unit != "s" else f"{row.value} s"
-        console.print(f"  {row.figure}: {value} {mark}[/]  {row.note}")
+        console.print(f"  {row.figure}: {value} {mark}  [dim]{escape(row.note)}[/]")
         return row
 
     async def load(self, srv: Server, make, conns: int, *, seconds: float | None = None, batch: bool = False,
@@ -512,7 +513,7 @@ class Bench:
             raw_c = await raw_kafka_consume(self.bootstrap, n, self.cpu)
             self.add(Row("raw limit: aiokafka consume + orjson.loads", raw_c[0], "rec/s", cpu=raw_c[1],
                          note=f"first {n:,} of {total:,} records in meter-events"))
-                for figure, fn in ((f"aggregation: drain pre-filled meter-events topic ({n:,})", measure_drain),
+            for figure, fn in ((f"aggregation: drain pre-filled meter-events topic ({n:,})", measure_drain),
                                (f"replay_usage on Kafka (first {n:,} records)", measure_replay)):
                 rate, cpu, _sql, check, profile = await fn(url, log, n, self.cpu,
                                                            profile_if_below=(100_000, 0.5 * raw_c[0]),

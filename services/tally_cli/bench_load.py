@@ -9,6 +9,7 @@ issues well over 20,000 requests/s, so the server under test, not the generator,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import cProfile
 import io
 import itertools
@@ -327,8 +328,12 @@ def _short(frame: str) -> str:
     return f"{name} ({'/'.join(parts[-2:])})" if parts else name
 
 
+LOOP = "Runner.run (asyncio/runners.py)"
+
+
 def collapsed_top(path: Path, seconds: float, rate: int = 200, top: int = 18) -> list[str]:
-    """Top functions of a py-spy raw profile, by inclusive and by self samples."""
+    """Top functions of a py-spy raw profile, by inclusive and by self samples. Stacks are cut at the event
+    loop (the start-up chain above it is in every sample); the loop's own self time is uvloop's C code."""
     incl: dict[str, int] = defaultdict(int)
     self_: dict[str, int] = defaultdict(int)
     total = 0
@@ -338,6 +343,8 @@ def collapsed_top(path: Path, seconds: float, rate: int = 200, top: int = 18) ->
             continue
         n = int(count)
         frames = [_short(f) for f in stack.split(";") if f]
+        if LOOP in frames:
+            frames = frames[frames.index(LOOP):]
         total += n
         for f in set(frames):
             incl[f] += n
@@ -346,13 +353,14 @@ def collapsed_top(path: Path, seconds: float, rate: int = 200, top: int = 18) ->
     if not total:
         return ["(no samples: the process was idle)"]
     busy = total / (seconds * rate)
-    out = [f"{total} samples, the server's Python thread busy ~{min(busy, 1.0):.0%} of the phase",
-           f"{'incl%':>6} {'self%':>6}  function (by inclusive time)"]
-    for f, n in sorted(incl.items(), key=lambda x: -x[1])[:top]:
+    out = [f"{total} samples at {rate} Hz over {seconds:.0f} s: the server process was on CPU ~{min(busy, 1.0):.0%} "
+           f"of the time", f"{'incl%':>6} {'self%':>6}  function (by inclusive time, below the event loop)"]
+    for f, n in sorted(((f, n) for f, n in incl.items() if f != LOOP), key=lambda x: -x[1])[:top]:
         out.append(f"{100 * n / total:6.1f} {100 * self_.get(f, 0) / total:6.1f}  {f}")
     out.append(f"{'self%':>6}  function (by self time)")
-    for f, n in sorted(self_.items(), key=lambda x: -x[1])[:top // 2]:
-        out.append(f"{100 * n / total:6.1f}  {f}")
+    for f, n in sorted(self_.items(), key=lambda x: -x[1])[:top]:
+        label = "event loop: uvloop C code (socket I/O, callbacks)" if f == LOOP else f
+        out.append(f"{100 * n / total:6.1f}  {label}")
     return out
 
 
@@ -377,7 +385,7 @@ class TimedConnection(asyncpg.Connection):
     stats: dict[str, list] = defaultdict(lambda: [0, 0.0])
 
     @classmethod
-    def reset(cls) -> None:
+    def clear_stats(cls) -> None:
         cls.stats = defaultdict(lambda: [0, 0.0])
 
     def _add(self, query, t0: float, rows: int = 1) -> None:
@@ -437,3 +445,226 @@ def sql_breakdown(wall: float, top: int = 8) -> list[str]:
     for q, (n, t) in sorted(stats.items(), key=lambda x: -x[1][1])[:top]:
         out.append(f"{n:7d} {t:8.2f} {100 * t / wall:6.1f}  {q}")
     return out
+
+
+# ---------------------------------------------------------------- raw limits (in-process, bounded to 60 s each)
+
+RAW_SECONDS = 60.0
+GROUP = "bench"
+LOG_COLUMNS = ("topic", "partition", "offset", "key", "value")
+
+
+async def raw_copy(url: str, n: int, size: int, cpu: CpuMeter) -> tuple[float, dict]:
+    """asyncpg COPY of log_records-shaped rows (same primary key), 20,000 rows per COPY and commit."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("drop table if exists bench_raw_log; "
+                           "create table bench_raw_log (like log_records including all)")
+        key, value, per = b"acct_bench:cus_00001", b"x" * size, 20_000
+        batches = [[("meter-events", (i // per) % 8, i, key, value) for i in range(s, min(n, s + per))]
+                   for s in range(0, n, per)]
+        snap, t0, done = cpu.snap(), perf_counter(), 0
+        for rows in batches:
+            async with conn.transaction():
+                await conn.copy_records_to_table("bench_raw_log", records=rows, columns=LOG_COLUMNS)
+            done += len(rows)
+            if perf_counter() - t0 > RAW_SECONDS:
+                break
+        rate = done / (perf_counter() - t0)
+        return rate, cpu.since(snap)
+    finally:
+        await conn.execute("drop table if exists bench_raw_log")
+        await conn.close()
+
+
+async def raw_produce(bootstrap: str, n: int, size: int, cpu: CpuMeter) -> tuple[float, dict]:
+    """aiokafka create_batch/send_batch with KafkaLog's producer settings, ≤32 batches in flight."""
+    from aiokafka import AIOKafkaProducer
+
+    from tally_infra.logs.kafka_log import create_topics
+
+    await create_topics(bootstrap, {"bench-raw": 8})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, max_batch_size=1 << 20,
+                                max_request_size=8 << 20, enable_idempotence=False)
+    await producer.start()
+    try:
+        key, value = b"acct_bench:cus_00001", b"x" * size
+        inflight: deque = deque()
+        snap, t0, sent, part = cpu.snap(), perf_counter(), 0, 0
+        while sent < n and perf_counter() - t0 < RAW_SECONDS:
+            batch = producer.create_batch()
+            while sent < n and batch.append(key=key, value=value, timestamp=None) is not None:
+                sent += 1
+            inflight.append(await producer.send_batch(batch, "bench-raw", partition=part % 8))
+            part += 1
+            if len(inflight) >= 32:
+                await inflight.popleft()
+        await asyncio.gather(*inflight)
+        rate = sent / (perf_counter() - t0)
+        return rate, cpu.since(snap)
+    finally:
+        await producer.stop()
+
+
+async def raw_kafka_consume(bootstrap: str, n: int, cpu: CpuMeter) -> tuple[float, dict]:
+    """aiokafka getmany over every partition of meter-events (KafkaLog's consumer settings) + orjson.loads."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from tally_infra.logs.ports import METER_EVENTS
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                fetch_max_bytes=50 << 20, max_partition_fetch_bytes=16 << 20)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(METER_EVENTS, p) for p in sorted(consumer.partitions_for_topic(METER_EVENTS) or range(8))]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        n = min(n, sum((await consumer.end_offsets(parts)).values()))
+        loads = orjson.loads
+        snap, t0, got = cpu.snap(), perf_counter(), 0
+        while got < n and perf_counter() - t0 < RAW_SECONDS:
+            for msgs in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
+                for m in msgs:
+                    loads(m.value)
+                got += len(msgs)
+        rate = got / (perf_counter() - t0)
+        return rate, cpu.since(snap)
+    finally:
+        await consumer.stop()
+
+
+async def raw_pg_consume(url: str, n: int, cpu: CpuMeter) -> tuple[float, dict]:
+    """Keyset pages of 10,000 log_records per partition + orjson.loads of every value."""
+    conn = await asyncpg.connect(url)
+    try:
+        loads = orjson.loads
+        snap, t0, got = cpu.snap(), perf_counter(), 0
+        for part in range(8):
+            off = 0
+            while got < n and perf_counter() - t0 < RAW_SECONDS:
+                rows = await conn.fetch('select "offset", value from log_records where topic = $1 and partition = $2 '
+                                        'and "offset" >= $3 order by "offset" limit 10000', "meter-events", part, off)
+                if not rows:
+                    break
+                for r in rows:
+                    loads(r[1])
+                got += len(rows)
+                off = rows[-1][0] + 1
+        rate = got / (perf_counter() - t0)
+        return rate, cpu.since(snap)
+    finally:
+        await conn.close()
+
+
+async def prefill_postgres(url: str, items: list[tuple[bytes, bytes]], cpu: CpuMeter) -> tuple[float, dict]:
+    """Append records to the Postgres log the way ingest does (PostgresLog.append, 10,000 per call)."""
+    from tally_infra.db import create_pool
+    from tally_infra.logs.ports import METER_EVENTS
+    from tally_infra.logs.postgres_log import PostgresLog
+
+    pool = await create_pool(url)
+    log = PostgresLog(pool, 8)
+    try:
+        snap, t0 = cpu.snap(), perf_counter()
+        for s in range(0, len(items), 10_000):
+            await log.append(METER_EVENTS, items[s:s + 10_000])
+        return len(items) / (perf_counter() - t0), cpu.since(snap)
+    finally:
+        await log.close()
+        await pool.close()
+
+
+# ---------------------------------------------------------------- aggregation and replay (in-process)
+
+
+class Capped:
+    """A log whose meter-events scan stops after `limit` records (replaying the first part of a big topic)."""
+
+    def __init__(self, log, limit: int):
+        self.log, self.limit, self.partitions = log, limit, log.partitions
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        return await self.log.end_offsets(topic)
+
+    async def scan(self, topic: str, start=None, batch: int = 10_000):
+        from tally_infra.logs.ports import METER_EVENTS
+
+        n = 0
+        async with contextlib.aclosing(self.log.scan(topic, start, batch)) as it:
+            async for records in it:
+                yield records
+                n += len(records)
+                if topic == METER_EVENTS and n >= self.limit:
+                    return
+
+
+async def _usage_check(pool: asyncpg.Pool, expected: int) -> str:
+    counted = await pool.fetchval("select coalesce(sum(event_count), 0) from usage_minutes")
+    indexed = await pool.fetchval("select count(*) from meter_event_index")
+    ok = counted == expected == indexed
+    return (f"usage counts {counted:,} events" if ok else
+            f"MISMATCH: usage_minutes counts {counted:,}, meter_event_index {indexed:,}, applied {expected:,}")
+
+
+async def _measure(url: str, kafka_log, n: int, cpu: CpuMeter, run, profile_if_below: tuple[float, float],
+                   profile_cap: int):
+    """Time `run(pool, log, cap)` with SQL timing; re-run the first `profile_cap` records under cProfile if slow."""
+    from tally_infra.logs.postgres_log import PostgresLog
+    from tally_infra.usage_store import truncate_usage
+
+    pool = await asyncpg.create_pool(url, min_size=2, max_size=10, connection_class=TimedConnection)
+    log = kafka_log or PostgresLog(pool, 8)
+    try:
+        async with pool.acquire() as conn:
+            await truncate_usage(conn, GROUP)
+        TimedConnection.clear_stats()
+        snap, t0 = cpu.snap(), perf_counter()
+        got = await run(pool, log, n)
+        wall = perf_counter() - t0
+        used, sql = cpu.since(snap), sql_breakdown(wall)
+        rate = got / wall
+        check = f"{got:,} records in {wall:.1f} s; " + await _usage_check(pool, got)
+        profile = None
+        if rate < max(profile_if_below):
+            async with pool.acquire() as conn:
+                await truncate_usage(conn, GROUP)
+            profile = await cprofile(lambda: run(pool, log, profile_cap))
+        return rate, used, sql, check, profile
+    finally:
+        if kafka_log is None:
+            await log.close()
+        await pool.close()
+
+
+async def _drain(pool, log, cap: int) -> int:
+    """Postgres log: the aggregator's own `drain` (batch 5000, as `tally run`); Kafka: KafkaLog.scan + apply,
+    what the faust agent calls."""
+    from tally_aggregator.postgres_loop import drain
+    from tally_infra.logs.ports import METER_EVENTS
+    from tally_infra.logs.postgres_log import PostgresLog
+    from tally_infra.usage_store import UsageProjector
+
+    projector = UsageProjector(pool, GROUP)
+    if isinstance(log, PostgresLog):
+        return await drain(Capped(log, cap), projector, batch=5000)
+    done = 0
+    async with contextlib.aclosing(log.scan(METER_EVENTS, None, 10_000)) as it:
+        async for records in it:
+            done += await projector.apply(records)
+            if done >= cap:
+                break
+    return done
+
+
+async def _replay(pool, log, cap: int) -> int:
+    from .replay import replay_usage
+
+    return await replay_usage(pool, Capped(log, cap), GROUP, batch=10_000)
+
+
+async def measure_drain(url, kafka_log, n, cpu, *, profile_if_below, profile_cap):
+    return await _measure(url, kafka_log, n, cpu, _drain, profile_if_below, profile_cap)
+
+
+async def measure_replay(url, kafka_log, n, cpu, *, profile_if_below, profile_cap):
+    return await _measure(url, kafka_log, n, cpu, _replay, profile_if_below, profile_cap)

@@ -23,7 +23,7 @@ N = 100_000
 
 async def snapshot(pool, account):
     usage = await pool.fetch("select * from usage_minutes where account = $1 order by 1, 2, 3, 4, 5", account)
-    index = await pool.fetch("select * from meter_event_index where account = $1 order by 1, 2, 3", account)
+    index = await pool.fetch("select * from meter_event_index where account = $1 order by 1, 2, 3, 4", account)
     return [tuple(r) for r in usage], [tuple(r) for r in index]
 
 
