@@ -1,0 +1,95 @@
+"""Customers (`cus_`): who is billed, their balance, payment method and (optionally) test clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+from ..errors import invalid
+from . import params as p
+
+_CREATE = {"email", "name", "description", "address", "metadata", "balance", "test_clock", "payment_method",
+           "invoice_settings", "phone", "expand"}
+_UPDATE = _CREATE - {"test_clock"}
+_ADDRESS = {"line1", "line2", "city", "state", "postal_code", "country"}
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: str
+    account: str
+    created: int
+    email: str | None = None
+    name: str | None = None
+    description: str | None = None
+    phone: str | None = None
+    address: Mapping[str, str] | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    balance: int = 0  # Stripe's sign: negative is credit owed to the customer, positive is owed by them
+    test_clock: str | None = None
+    default_payment_method: str | None = None
+    deleted: bool = False
+
+    def to_stripe(self) -> dict:
+        if self.deleted:
+            return {"id": self.id, "object": "customer", "deleted": True}
+        return {
+            "id": self.id, "object": "customer", "address": dict(self.address) if self.address else None,
+            "balance": self.balance, "created": self.created, "currency": "usd" if self.balance else None,
+            "description": self.description, "email": self.email, "livemode": False,
+            "metadata": dict(self.metadata), "name": self.name, "phone": self.phone, "test_clock": self.test_clock,
+            "invoice_settings": {"default_payment_method": self.default_payment_method},
+        }
+
+    @classmethod
+    def from_stripe(cls, obj: dict, account: str) -> "Customer":
+        if obj.get("deleted"):
+            return cls(id=obj["id"], account=account, created=0, deleted=True)
+        return cls(
+            id=obj["id"], account=account, created=obj["created"], email=obj.get("email"), name=obj.get("name"),
+            description=obj.get("description"), phone=obj.get("phone"), address=obj.get("address"),
+            metadata=dict(obj.get("metadata") or {}), balance=obj["balance"], test_clock=obj.get("test_clock"),
+            default_payment_method=(obj.get("invoice_settings") or {}).get("default_payment_method"),
+        )
+
+
+def _fields(params: dict) -> dict:
+    out: dict = {}
+    for name, limit in (("email", 512), ("name", 256), ("description", 350), ("phone", 20)):
+        if name in params:
+            out[name] = None if params[name] == "" else p.string(params[name], name, max_len=limit)
+    if "address" in params:
+        if params["address"] == "":
+            out["address"] = None
+        else:
+            address = p.hash_(params["address"], "address")
+            p.check_keys(address, _ADDRESS, "address")
+            out["address"] = {k: p.string(v, f"address[{k}]", max_len=200) for k, v in address.items()}
+    if "metadata" in params:
+        out["metadata"] = p.metadata(params["metadata"])
+    if "balance" in params:
+        out["balance"] = p.integer(params["balance"], "balance")
+    pm = params.get("payment_method")
+    settings = params.get("invoice_settings")
+    if settings not in (None, ""):
+        settings = p.hash_(settings, "invoice_settings")
+        p.check_keys(settings, {"default_payment_method"}, "invoice_settings")
+        pm = settings.get("default_payment_method") or pm
+    if pm:
+        out["default_payment_method"] = p.string(pm, "payment_method", max_len=200)
+    return out
+
+
+def create_customer(params: dict, *, id: str, account: str, now: int, test_clock_time: int | None = None) -> Customer:
+    """Validate `POST /v1/customers`; on a test clock, `created` is the clock's time."""
+    p.check_keys(params, _CREATE)
+    clock = params.get("test_clock") or None
+    if clock is not None and not isinstance(clock, str):
+        raise invalid("test_clock", "must be a test clock id.")
+    created = test_clock_time if clock is not None and test_clock_time is not None else now
+    return Customer(id=id, account=account, created=created, test_clock=clock, **_fields(params))
+
+
+def update_customer(customer: Customer, params: dict) -> Customer:
+    p.check_keys({k: v for k, v in params.items() if k != "id"}, _UPDATE)
+    return replace(customer, **_fields(params))

@@ -1,0 +1,176 @@
+"""Subscriptions (`sub_`) and their items (`si_`): what a customer pays for and when periods turn over.
+
+Each item pins a snapshot of its price (ARCHITECTURE §5), so re-deciding from the log never sees a changed
+catalog. Classic billing mode: every item shares one interval; periods come from the anchor (periods.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+from ..errors import InvalidRequest, invalid, missing
+from . import params as p
+from .periods import add_interval, period_index
+from .prices import Price
+
+MAX_ITEMS = 20
+_CREATE = {"customer", "items", "billing_cycle_anchor", "cancel_at_period_end", "metadata", "expand",
+           "collection_method", "default_payment_method", "payment_behavior", "proration_behavior",
+           "billing_cycle_anchor_config"}
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: str
+    price: Price
+    quantity: int | None  # None for metered prices: usage decides
+    created: int
+    next_quantity: int | None = None  # a quantity change waiting for the next period (no proration yet)
+
+    @property
+    def metered(self) -> bool:
+        return self.price.recurring is not None and self.price.recurring.usage_type == "metered"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: str
+    customer: str
+    items: tuple[Item, ...]
+    anchor: int
+    created: int
+    current_period_start: int
+    current_period_end: int
+    status: str = "active"
+    cancel_at_period_end: bool = False
+    canceled_at: int | None = None
+    ended_at: int | None = None
+    latest_invoice: str | None = None
+    day_of_month: int | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def interval(self) -> tuple[str, int]:
+        r = self.items[0].price.recurring
+        return r.interval, r.interval_count
+
+    @property
+    def currency(self) -> str:
+        return self.items[0].price.currency
+
+    def period_end_after(self, start: int) -> int:
+        """The boundary after `start`, always counted from the anchor (month-end clamping stays right)."""
+        interval, count = self.interval
+        n = period_index(self.anchor, interval, count, start, day_of_month=self.day_of_month)
+        return add_interval(self.anchor, interval, count, n + 1, day_of_month=self.day_of_month)
+
+    def to_stripe(self) -> dict:
+        items = [{
+            "id": it.id, "object": "subscription_item", "created": it.created, "metadata": {},
+            "price": it.price.to_stripe(expand=["tiers"]), "quantity": it.quantity, "subscription": self.id,
+            "current_period_start": self.current_period_start, "current_period_end": self.current_period_end,
+        } for it in self.items]
+        return {
+            "id": self.id, "object": "subscription", "customer": self.customer, "status": self.status,
+            "billing_cycle_anchor": self.anchor, "cancel_at_period_end": self.cancel_at_period_end,
+            "billing_cycle_anchor_config": {"day_of_month": self.day_of_month} if self.day_of_month else None,
+            "canceled_at": self.canceled_at, "ended_at": self.ended_at, "created": self.created,
+            "start_date": self.created, "currency": self.currency, "collection_method": "charge_automatically",
+            "billing_mode": {"type": "classic"}, "latest_invoice": self.latest_invoice, "livemode": False,
+            "metadata": dict(self.metadata),
+            "items": {"object": "list", "data": items, "has_more": False,
+                      "url": f"/v1/subscription_items?subscription={self.id}"},
+            # pre-basil readers still look for these on the subscription itself
+            "current_period_start": self.current_period_start, "current_period_end": self.current_period_end,
+            "pending_update": None,
+            "x_next_quantities": {it.id: it.next_quantity for it in self.items if it.next_quantity is not None},
+        }
+
+    @classmethod
+    def from_stripe(cls, obj: dict) -> "Subscription":
+        nxt = obj.get("x_next_quantities") or {}
+        return cls(
+            id=obj["id"], customer=obj["customer"], anchor=obj["billing_cycle_anchor"], created=obj["created"],
+            current_period_start=obj["current_period_start"], current_period_end=obj["current_period_end"],
+            status=obj["status"], cancel_at_period_end=obj["cancel_at_period_end"], canceled_at=obj["canceled_at"],
+            ended_at=obj["ended_at"], latest_invoice=obj["latest_invoice"], metadata=dict(obj.get("metadata") or {}),
+            day_of_month=(obj.get("billing_cycle_anchor_config") or {}).get("day_of_month"),
+            items=tuple(Item(i["id"], Price.from_stripe(i["price"]), i["quantity"], i["created"], nxt.get(i["id"]))
+                        for i in obj["items"]["data"]),
+        )
+
+
+def validate_items(raw_items, prices: Mapping[str, Price], item_ids: list[str], now: int) -> tuple[Item, ...]:
+    """Check `items[n][price]`/`items[n][quantity]` against the catalog and Stripe's item rules."""
+    if raw_items in (None, "", []):
+        raise missing("items")
+    if isinstance(raw_items, dict):
+        raw_items = list(raw_items.values())
+    if not isinstance(raw_items, list):
+        raise invalid("items", "must be an array of items.")
+    if len(raw_items) > MAX_ITEMS:
+        raise invalid("items", f"a subscription can have at most {MAX_ITEMS} items.")
+    items, seen = [], set()
+    for i, raw in enumerate(raw_items):
+        raw = p.hash_(raw, f"items[{i}]")
+        p.check_keys(raw, {"price", "quantity", "metadata"}, f"items[{i}]")
+        if not raw.get("price"):
+            raise missing(f"items[{i}][price]")
+        price = prices.get(raw["price"])
+        if price is None:
+            raise InvalidRequest(f"No such price: '{raw['price']}'", param=f"items[{i}][price]", code="resource_missing")
+        if price.recurring is None:
+            raise invalid(f"items[{i}][price]", "a subscription item needs a recurring price.")
+        if not price.active:
+            raise invalid(f"items[{i}][price]", "the price is not active.")
+        if price.id in seen:
+            raise invalid(f"items[{i}][price]", "a price can appear only once on a subscription.")
+        seen.add(price.id)
+        metered = price.recurring.usage_type == "metered"
+        if "quantity" in raw and metered:
+            raise invalid(f"items[{i}][quantity]", "metered prices take no quantity; usage decides it.")
+        quantity = None if metered else p.integer(raw.get("quantity", "1"), f"items[{i}][quantity]", minimum=0)
+        items.append(Item(item_ids[i], price, quantity, now))
+    first = items[0].price
+    for i, it in enumerate(items):
+        if it.price.currency != first.currency:
+            raise invalid(f"items[{i}][price]", "all items must share one currency.")
+        r, f = it.price.recurring, first.recurring
+        if (r.interval, r.interval_count) != (f.interval, f.interval_count):
+            raise invalid(f"items[{i}][price]", "all items must share one billing interval (classic billing mode).")
+    return tuple(items)
+
+
+def create_subscription(params: dict, *, id: str, customer: str, prices: Mapping[str, Price], item_ids: list[str],
+                        now: int) -> Subscription:
+    """Validate `POST /v1/subscriptions`; the first period starts now and ends at the anchor's next boundary."""
+    p.check_keys(params, _CREATE)
+    items = validate_items(params.get("items"), prices, item_ids, now)
+    anchor = now
+    if params.get("billing_cycle_anchor") not in (None, ""):
+        anchor = p.integer(params["billing_cycle_anchor"], "billing_cycle_anchor")
+        if anchor < now:
+            raise invalid("billing_cycle_anchor", "must be now or in the future.")
+    day = None
+    config = params.get("billing_cycle_anchor_config")
+    if config not in (None, ""):
+        day = p.integer(p.hash_(config, "billing_cycle_anchor_config").get("day_of_month"),
+                        "billing_cycle_anchor_config[day_of_month]", minimum=1, maximum=31)
+    cancel = p.boolean(params["cancel_at_period_end"], "cancel_at_period_end") if "cancel_at_period_end" in params else False
+    sub = Subscription(id=id, customer=customer, items=items, anchor=anchor, created=now, current_period_start=now,
+                       current_period_end=now, cancel_at_period_end=cancel, day_of_month=day,
+                       metadata=p.metadata(params["metadata"]) if "metadata" in params else {})
+    interval, count = sub.interval
+    if day is not None and interval != "month":
+        raise invalid("billing_cycle_anchor_config", "is only for monthly prices.")
+    end = anchor if anchor > now else sub.period_end_after(now)
+    return replace(sub, current_period_end=end)
+
+
+def roll_over(sub: Subscription) -> Subscription:
+    """The next period; waiting quantity changes take effect now (proration comes in a later issue)."""
+    start = sub.current_period_end
+    items = tuple(replace(it, quantity=it.next_quantity, next_quantity=None) if it.next_quantity is not None else it
+                  for it in sub.items)
+    return replace(sub, items=items, current_period_start=start, current_period_end=sub.period_end_after(start))
