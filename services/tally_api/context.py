@@ -17,6 +17,7 @@ from tally_infra.http import (
     IdempotencyCache, authenticate, error_response, json_response, parse_params, read_body,
 )
 from tally_infra.logs.ports import EventLog
+from tally_infra.price_catalog import PriceCatalog
 from tally_infra.settings import Settings
 from tally_ingest.ingestor import Ingestor
 
@@ -29,6 +30,7 @@ class Services:
     catalog: MeterCatalog
     ingestor: Ingestor
     keys: KeyRing
+    prices: PriceCatalog
     idempotency: IdempotencyCache = field(default_factory=IdempotencyCache)
     clock: Callable[[], float] = time.time
     session_secret: bytes = b""

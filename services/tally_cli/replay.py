@@ -6,6 +6,7 @@ import asyncpg
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tally_infra.catalog import project_catalog_record
+from tally_infra.price_catalog import create_price_catalog_tables, project_price_catalog_record
 from tally_infra.logs.ports import CATALOG, METER_EVENTS, EventLog
 from tally_infra.usage_store import UsageProjector, truncate_usage
 from tally_core.codec import decode
@@ -16,9 +17,12 @@ async def replay_usage(pool: asyncpg.Pool, log: EventLog, group_id: str, *, batc
     """Truncate the usage projections and fold the whole meter-events log again; return records read."""
     async with pool.acquire() as conn:
         await truncate_usage(conn, group_id)
+        await create_price_catalog_tables(conn)
         async for records in log.scan(CATALOG):
             for r in records:
-                await project_catalog_record(conn, decode(r.value))
+                record = decode(r.value)
+                if not await project_price_catalog_record(conn, record):
+                    await project_catalog_record(conn, record)
     projector = UsageProjector(pool, group_id)
     total = sum((await log.end_offsets(METER_EVENTS)).values())
     done = 0

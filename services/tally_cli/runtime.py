@@ -20,6 +20,7 @@ from tally_infra.http import IdempotencyCache
 from tally_infra.logs.kafka_log import KafkaLog, create_topics
 from tally_infra.logs.ports import TOPICS
 from tally_infra.logs.postgres_log import PostgresLog
+from tally_infra.price_catalog import PriceCatalog
 from tally_infra.settings import Settings
 from tally_ingest.ingestor import Ingestor
 
@@ -64,16 +65,19 @@ async def build(settings: Settings, *, clock=time.time, database_url: str | None
     await catalog.load()
     ingestor = Ingestor(event_log, catalog, pool, cache_size=settings.ingest_cache_size, clock=clock)
     await ingestor.warm()
+    prices = PriceCatalog(pool, event_log)
+    await prices.load()
     idem = IdempotencyCache()
     since = int(clock() * 1000) - IdempotencyCache.TTL_MS
     idem.restore(await pool.fetch(
         "select account, key, request_hash, status, body, created_ms from idempotency_keys where created_ms >= $1",
         since))
     services = Services(settings=settings, pool=pool, log=event_log, catalog=catalog, ingestor=ingestor,
-                        keys=KeyRing(pool), idempotency=idem, clock=clock, session_secret=await session_secret(pool))
+                        keys=KeyRing(pool), prices=prices, idempotency=idem, clock=clock, session_secret=await session_secret(pool))
     rt = Runtime(services)
     rt.tasks.append(asyncio.create_task(_every(0.2, flush_idempotency, services)))
     rt.tasks.append(asyncio.create_task(_every(1.0, lambda s: s.catalog.load(), services)))
+    rt.tasks.append(asyncio.create_task(_every(1.0, lambda s: s.prices.load(), services)))
     return rt
 
 
