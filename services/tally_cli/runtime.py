@@ -84,9 +84,11 @@ async def build(settings: Settings, *, clock=time.time, database_url: str | None
 async def flush_idempotency(services: Services) -> None:
     rows = services.idempotency.take_unsaved()
     if rows:
-        await services.pool.executemany(
+        # One statement per flush: the SDK sends a key with every POST, so this runs at ingest rates.
+        await services.pool.execute(
             "insert into idempotency_keys (account, key, request_hash, status, body, created_ms) "
-            "values ($1, $2, $3, $4, $5, $6) on conflict (account, key) do nothing", rows)
+            "select * from unnest($1::text[], $2::text[], $3::bytea[], $4::int[], $5::bytea[], $6::bigint[]) "
+            "on conflict (account, key) do nothing", *map(list, zip(*rows)))
 
 
 async def _every(seconds: float, fn, services: Services) -> None:
