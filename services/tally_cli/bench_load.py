@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import cProfile
-import io
 import itertools
 import os
 import pstats
@@ -19,7 +18,7 @@ import shutil
 import sys
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
 
@@ -320,51 +319,85 @@ async def pyspy_record(pid: int, seconds: float, out: Path) -> str | None:
     return None
 
 
-def _short(frame: str) -> str:
-    """`func (path/to/file.py:123)` -> `func (pkg/file.py)`."""
-    name, _, where = frame.partition(" (")
-    path = where.rstrip(")").rsplit(":", 1)[0]
-    parts = Path(path).parts
-    return f"{name} ({'/'.join(parts[-2:])})" if parts else name
-
-
 LOOP = "Runner.run (asyncio/runners.py)"
 
 
-def collapsed_top(path: Path, seconds: float, rate: int = 200, top: int = 18) -> list[str]:
-    """Top functions of a py-spy raw profile, by inclusive and by self samples. Stacks are cut at the event
-    loop (the start-up chain above it is in every sample); the loop's own self time is uvloop's C code."""
+def _split(frame: str) -> tuple[str, str]:
+    """`func (path/to/file.py:123)` -> (`func (pkg/file.py)`, full path)."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    parts = Path(path).parts
+    return (f"{name} ({'/'.join(parts[-2:])})" if parts else name), path
+
+
+_COMPONENTS = {
+    "tally_core": "tally_core: validation, forms, codec, aggregation maths",
+    "tally_ingest": "tally_ingest: ingest routes and Ingestor",
+    "tally_api": "tally_api: endpoint wrapper (auth, params, idempotency)",
+    "tally_infra": "tally_infra: http helpers, logs, usage store",
+    "starlette": "HTTP framework: uvicorn + starlette",
+    "uvicorn": "HTTP framework: uvicorn + starlette",
+    "httptools": "HTTP framework: uvicorn + starlette",
+    "aiokafka": "aiokafka (producer/consumer Python code)",
+    "asyncpg": "asyncpg (protocol, encode/decode)",
+}
+
+
+def _component(paths: list[str], names: list[str]) -> str:
+    if any(n.startswith("run_postgres_aggregator ") for n in names):
+        return "in-process aggregator loop (tally run): read, fold, upsert"
+    if names and names[-1] == LOOP:
+        return "event loop: uvloop C code (socket I/O, callbacks)"
+    for path in reversed(paths):  # the leaf-most frame of a known package decides (py-spy paths are module-relative)
+        parts = Path(path).parts
+        for anchor in ("site-packages", "services"):
+            if anchor in parts:
+                parts = parts[parts.index(anchor) + 1:]
+        if parts and parts[0] in _COMPONENTS:
+            return _COMPONENTS[parts[0]]
+    return "other (stdlib)"
+
+
+def collapsed_top(path: Path, seconds: float, rate: int = 200, top: int = 15) -> list[str]:
+    """Where a py-spy raw profile's samples went: by component, by function (self), and tally's own functions
+    by inclusive time. Stacks are cut at the event loop (the start-up chain above it is in every sample)."""
     incl: dict[str, int] = defaultdict(int)
     self_: dict[str, int] = defaultdict(int)
+    comp: dict[str, int] = defaultdict(int)
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
         n = int(count)
-        frames = [_short(f) for f in stack.split(";") if f]
-        if LOOP in frames:
-            frames = frames[frames.index(LOOP):]
+        split = [_split(f) for f in stack.split(";") if f]
+        names = [s for s, _ in split]
+        if LOOP in names:
+            split = split[names.index(LOOP):]
+            names = names[names.index(LOOP):]
         total += n
-        for f in set(frames):
+        comp[_component([p for _, p in split], names)] += n
+        for f in set(names):
             incl[f] += n
-        if frames:
-            self_[frames[-1]] += n
+        if names:
+            self_[names[-1]] += n
     if not total:
         return ["(no samples: the process was idle)"]
     busy = total / (seconds * rate)
-    out = [f"{total} samples at {rate} Hz over {seconds:.0f} s: the server process was on CPU ~{min(busy, 1.0):.0%} "
-           f"of the time", f"{'incl%':>6} {'self%':>6}  function (by inclusive time, below the event loop)"]
-    for f, n in sorted(((f, n) for f, n in incl.items() if f != LOOP), key=lambda x: -x[1])[:top]:
-        out.append(f"{100 * n / total:6.1f} {100 * self_.get(f, 0) / total:6.1f}  {f}")
-    out.append(f"{'self%':>6}  function (by self time)")
+    out = [f"py-spy: {total} samples at {rate} Hz over {seconds:.0f} s; the server process was on CPU "
+           f"~{min(busy, 1.0):.0%} of the time", "  by component (leaf-most known package of each sample):"]
+    out += [f"  {100 * n / total:6.1f}%  {c}" for c, n in sorted(comp.items(), key=lambda x: -x[1])]
+    out.append("  top functions by self time:")
     for f, n in sorted(self_.items(), key=lambda x: -x[1])[:top]:
-        label = "event loop: uvloop C code (socket I/O, callbacks)" if f == LOOP else f
-        out.append(f"{100 * n / total:6.1f}  {label}")
+        out.append(f"  {100 * n / total:6.1f}%  {'event loop (uvloop C code)' if f == LOOP else f}")
+    out.append("  tally functions by inclusive time:")
+    ours = [(f, n) for f, n in incl.items() if "(tally_" in f or "(logs/" in f]
+    for f, n in sorted(ours, key=lambda x: -x[1])[:top]:
+        out.append(f"  {100 * n / total:6.1f}%  {f}")
     return out
 
 
-async def cprofile(coro_factory, top: int = 18) -> list[str]:
+async def cprofile(coro_factory, top: int = 20) -> list[str]:
     """Run a coroutine under cProfile (in-process phases); top functions by cumulative time."""
     prof = cProfile.Profile()
     prof.enable()
@@ -372,11 +405,14 @@ async def cprofile(coro_factory, top: int = 18) -> list[str]:
         await coro_factory()
     finally:
         prof.disable()
-    s = io.StringIO()
-    pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(top)
-    lines = [ln for ln in s.getvalue().splitlines() if ln.strip()]
-    start = next((i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls")), 0)
-    return ["cProfile (Python time only; awaits are not counted as the caller's time):"] + lines[start:]
+    stats = pstats.Stats(prof).stats  # (file, line, func) -> (cc, ncalls, tottime, cumtime, callers)
+    rows = [(ct, tt, nc, f"{func} ({'/'.join(Path(file).parts[-2:])}:{line})")
+            for (file, line, func), (_cc, nc, tt, ct, _) in stats.items() if "tally_cli/bench" not in file]
+    out = ["cProfile of a re-run (Python only; time a coroutine spends awaiting is not counted):",
+           f"  {'cumtime':>8} {'tottime':>8} {'calls':>9}  function"]
+    for ct, tt, nc, name in sorted(rows, key=lambda r: -r[0])[:top]:
+        out.append(f"  {ct:8.3f} {tt:8.3f} {nc:9d}  {name}")
+    return out
 
 
 class TimedConnection(asyncpg.Connection):
@@ -516,7 +552,8 @@ async def raw_kafka_consume(bootstrap: str, n: int, cpu: CpuMeter) -> tuple[floa
                                 fetch_max_bytes=50 << 20, max_partition_fetch_bytes=16 << 20)
     await consumer.start()
     try:
-        parts = [TopicPartition(METER_EVENTS, p) for p in sorted(consumer.partitions_for_topic(METER_EVENTS) or range(8))]
+        known = consumer.partitions_for_topic(METER_EVENTS) or range(8)
+        parts = [TopicPartition(METER_EVENTS, p) for p in sorted(known)]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         n = min(n, sum((await consumer.end_offsets(parts)).values()))
@@ -599,7 +636,7 @@ class Capped:
 
 
 async def _usage_check(pool: asyncpg.Pool, expected: int) -> str:
-    counted = await pool.fetchval("select coalesce(sum(event_count), 0) from usage_minutes")
+    counted = int(await pool.fetchval("select coalesce(sum(event_count), 0) from usage_minutes"))
     indexed = await pool.fetchval("select count(*) from meter_event_index")
     ok = counted == expected == indexed
     return (f"usage counts {counted:,} events" if ok else
