@@ -69,7 +69,8 @@ class Ingestor:
             try:
                 record = validate_event(
                     raw, account=account, meters=lookup, now_s=now_s, received_ms=now_ms,
-                    default_identifier=(default_identifiers[i] if default_identifiers else None) or uuid.uuid4().hex,
+                    default_identifier=(default_identifiers[i] if default_identifiers else None)
+                    or ("" if isinstance(raw, dict) and raw.get("identifier") else uuid.uuid4().hex),
                     prefix=f"{prefix}[{i}]" if prefix is not None else "",
                 )
             except ApiError as err:

@@ -12,6 +12,7 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from .ports import LogRecord
 
@@ -38,6 +39,8 @@ class KafkaLog:
         self.bootstrap = bootstrap
         self.partitions = partitions
         self._producer: AIOKafkaProducer | None = None
+        self._partitions: dict[str, list[int]] = {}
+        self._partitioner = DefaultPartitioner()
 
     async def start(self) -> "KafkaLog":
         self._producer = AIOKafkaProducer(
@@ -49,7 +52,27 @@ class KafkaLog:
 
     async def append(self, topic: str, items: list[tuple[bytes, bytes]]) -> None:
         assert self._producer is not None, "KafkaLog.start() first"
-        futures = [await self._producer.send(topic, value=v, key=k) for k, v in items]
+        if len(items) == 1:
+            await (await self._producer.send(topic, value=items[0][1], key=items[0][0]))
+            return
+        # Batches built per partition: aiokafka's per-record `send` path costs more than the broker does.
+        # Keys are partitioned with Kafka's murmur2, exactly as `send` (and every other client) would.
+        parts = self._partitions.get(topic)
+        if parts is None:
+            await self._producer.client.force_metadata_update()
+            parts = self._partitions[topic] = sorted(self._producer.client.cluster.partitions_for_topic(topic))
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        for key, value in items:
+            by_partition.setdefault(self._partitioner(key, parts, parts), []).append((key, value))
+        futures = []
+        for partition, records in by_partition.items():
+            batch = self._producer.create_batch()
+            for key, value in records:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+                    batch = self._producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+            futures.append(await self._producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
 
     async def _consumer(self) -> AIOKafkaConsumer:

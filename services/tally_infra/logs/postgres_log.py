@@ -8,7 +8,7 @@ its records are committed (durable).
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
 
 import asyncpg
 
@@ -22,7 +22,7 @@ class PostgresLog:
         self.pool = pool
         self.partitions = partitions
         self._max_flush = max_flush
-        self._pending: list[tuple[str, list[tuple[bytes, bytes]], asyncio.Future]] = []
+        self._pending: deque[tuple[str, list[tuple[bytes, bytes]], asyncio.Future]] = deque()
         self._wakeup = asyncio.Event()
         self._flusher: asyncio.Task | None = None
         self._ensured: set[str] = set()
@@ -57,7 +57,7 @@ class PostgresLog:
             while self._pending:
                 batch, size = [], 0
                 while self._pending and size < self._max_flush:
-                    entry = self._pending.pop(0)
+                    entry = self._pending.popleft()
                     batch.append(entry)
                     size += len(entry[1])
                 try:
@@ -79,14 +79,23 @@ class PostgresLog:
             for key, value in items:
                 grouped[(topic, partition_for(key, self.partitions))].append((key, value))
         async with self.pool.acquire() as conn, conn.transaction():
+            # 1. Lock the partition heads in a fixed order (no deadlock between writers) and reserve offsets,
+            #    all in one round trip.
+            keys = sorted(grouped)
+            ends = await conn.fetch(
+                """with wanted as (select * from unnest($1::text[], $2::int[], $3::bigint[]) as w(topic, part, n)),
+                        locked as (select h.topic, h.partition from log_heads h join wanted w
+                                   on h.topic = w.topic and h.partition = w.part
+                                   order by h.topic, h.partition for update)
+                   update log_heads h set next_offset = h.next_offset + w.n
+                   from wanted w, locked l
+                   where h.topic = w.topic and h.partition = w.part and l.topic = h.topic and l.partition = h.partition
+                   returning h.topic, h.partition, h.next_offset""",
+                [t for t, _ in keys], [p for _, p in keys], [len(grouped[k]) for k in keys],
+            )
             rows = []
-            # 1. Lock each partition head in a fixed order (no deadlocks between writers) and reserve offsets.
-            for (topic, part) in sorted(grouped):
+            for topic, part, end in ends:
                 items = grouped[(topic, part)]
-                end = await conn.fetchval(
-                    "update log_heads set next_offset = next_offset + $3 where topic = $1 and partition = $2 "
-                    "returning next_offset", topic, part, len(items),
-                )
                 start = end - len(items)
                 rows.extend((topic, part, start + i, k, v) for i, (k, v) in enumerate(items))
             # 2. Copy the rows; 3. commit releases the head locks, so offsets become visible in order.
