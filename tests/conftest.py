@@ -31,7 +31,7 @@ def pg_url(tmp_path_factory) -> str:
     url = os.environ.get("TALLY_TEST_DATABASE_URL")
     if url:
         return url
-    return start_embedded(tmp_path_factory.mktemp("pg"))
+    return start_embedded(tmp_path_factory.mktemp("pg"), stop_at_exit=True)
 
 
 @pytest.fixture

