@@ -10,20 +10,31 @@ Exactly once rests on the offsets stored in PostgreSQL (`consumer_offsets`), not
   both think they own a partition during a rebalance). So a redelivery after a rebalance, a crash or a
   restart counts nothing twice.
 * Faust acks a `take_events` batch only after the agent body returns, so the offsets faust commits to
-  Kafka never pass what PostgreSQL has applied. The agent therefore never raises out of a batch: it
-  retries the transaction until it commits (a failed batch that faust acked anyway would be skipped).
-* On every partition assignment the worker also *seeks* to the stored PostgreSQL offsets: faust sends
-  `app.on_rebalance_complete` just before it seeks the assigned partitions to their committed Kafka
-  offsets (`Consumer.perform_seek`), and our handler first commits the PostgreSQL positions as the
-  group's Kafka offsets for the assigned partitions (through the consumer's own commit, so it is done with
-  the current group generation). faust then seeks there. The database is the truth: after a crash the
-  worker resumes exactly where the projection stands instead of re-reading what Kafka had not yet
-  committed, and after the usage projection is rebuilt or reset (offsets moved back) it re-reads from
-  there. If that commit fails (another rebalance already started), nothing is lost: the next assignment
-  seeks again, and until then the projector skips whatever it has already applied.
+  Kafka never pass what PostgreSQL has applied. The agent never raises out of a batch: faust would ack
+  the failed batch anyway and the stream would move on, so the next batch would carry the stored offset
+  past records never applied. Instead it retries the transaction until it commits; a record the projector
+  cannot fold stalls the worker loudly (an error logged on every retry) instead of being dropped.
+* Seeking: done, with one private faust call. On every partition assignment the worker seeks to the
+  offsets stored in PostgreSQL. faust sends `app.on_rebalance_complete` just before it seeks the assigned
+  partitions to their committed Kafka offsets (`Consumer.perform_seek`); our handler commits the
+  PostgreSQL positions as the group's Kafka offsets for the assigned partitions (with
+  `Consumer._commit(offsets)`, the transport's commit of explicit offsets, so it carries the current
+  group generation) and seeks there (`Consumer.seek`). Both are needed: `perform_seek` would undo a bare
+  seek, and it does not seek at all where the committed offset is 0 (aiokafka's `seek_to_committed`
+  skips 0). The database is the truth: after a crash the worker resumes where the projection stands, and
+  after the usage projection is dropped (`truncate_usage`, offsets gone) it reads the topic again from
+  offset 0 though Kafka's group offsets are at the end. If the handler fails (database down, another
+  rebalance already started), faust resumes from Kafka's committed offsets, which never pass the stored
+  ones, and the projector skips what it has already applied: still exactly once.
 
-No tables, no changelog topics, no leader topic, no web server, in-memory store: faust needs to create no
-topic (the `meter-events` topic is created up front with `create_topics`, like every other process does).
+No tables, no changelog topics, no leader topic, no web server, in-memory store: faust creates no topic (the
+`meter-events` topic is created up front with `create_topics`, as every other process does).
+
+Against tansu (the test broker) faust works as is; two things to know. Tansu answers a JoinGroup only
+after half the session timeout, so every (re)join takes `session_timeout / 2`: set
+`TALLY_KAFKA_SESSION_TIMEOUT` (seconds, default 10; the tests use 6, Apache Kafka's minimum). And tansu
+answers ListOffsets(latest) with the base offset of the last record batch + 1 instead of the high
+watermark; faust does not depend on it (fetch responses carry the right high watermark).
 """
 
 from __future__ import annotations
@@ -34,7 +45,6 @@ import os
 from typing import Any
 
 import faust
-from faust.types import TP
 
 from tally_infra.db import create_pool
 from tally_infra.embedded import resolve_database_url
@@ -79,12 +89,19 @@ class _Projection:
                 await asyncio.sleep(delay)
 
     async def close(self) -> None:
-        if self._projector is not None:
-            await self._projector.pool.close()
-            self._projector = None
+        """Close the pool when the agent stops; a transaction cut short rolls back (its offsets with it)."""
+        projector, self._projector = self._projector, None
+        if projector is not None:
+            try:
+                await asyncio.wait_for(projector.pool.close(), timeout=5)
+            except asyncio.CancelledError:
+                projector.pool.terminate()
+                raise
+            except Exception:  # noqa: BLE001 - shutting down: do not wait on a stuck connection
+                projector.pool.terminate()
 
 
-def create_app(settings: Settings, database_url: str) -> faust.App:
+def create_app(settings: Settings, database_url: str, *, session_timeout: float = 10.0) -> faust.App:
     """The faust app: one agent over `meter-events`, consumer group = `settings.consumer_group`."""
     assert settings.kafka_bootstrap, "the faust aggregator needs TALLY_KAFKA_BOOTSTRAP"
     app = faust.App(
@@ -99,18 +116,24 @@ def create_app(settings: Settings, database_url: str) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
+        # tansu answers a JoinGroup after half the session timeout; Kafka's minimum (6 s) keeps rebalances short.
+        broker_session_timeout=session_timeout,
+        broker_heartbeat_interval=min(3.0, session_timeout / 6),
+        broker_rebalance_timeout=max(30.0, session_timeout),
         stream_buffer_maxsize=max(4096, settings.aggregator_batch * 2),
         logging_config=None,
     )
     topic = app.topic(METER_EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw", internal=False)
     projection = _Projection(database_url, settings.consumer_group)
-    app.tally_projection = projection  # type: ignore[attr-defined]
 
     @app.agent(topic, concurrency=1)
     async def aggregate(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.aggregator_batch, within=0.2):
-            await projection.apply([LogRecord(e.message.partition, e.message.offset, e.value) for e in events])
+        try:
+            async for events in stream.take_events(settings.aggregator_batch, within=0.2):
+                await projection.apply([LogRecord(e.message.partition, e.message.offset, e.value) for e in events])
+        finally:
+            await projection.close()
 
     @app.on_rebalance_complete.connect
     async def seek_to_stored_offsets(sender: Any, **kwargs: Any) -> None:
@@ -122,15 +145,15 @@ def create_app(settings: Settings, database_url: str) -> faust.App:
         try:
             stored = await (await projection.get()).positions()
             offsets = {tp: stored.get(tp.partition, 0) for tp in assigned}
-            # `_commit` is the transport's commit of explicit offsets (faust's own `commit()` commits acks).
+            # `_commit` is the transport's commit of explicit offsets (faust's own `commit()` commits acks). Both
+            # steps are needed: faust's `perform_seek` that follows would undo a bare seek, and it does not
+            # seek at all where the committed offset is 0 (aiokafka's `seek_to_committed` skips 0).
             await consumer._commit(offsets)  # noqa: SLF001
+            for tp, offset in offsets.items():
+                await consumer.seek(tp, offset)
             log.info("seeking %s to stored offsets %s", METER_EVENTS, {tp.partition: o for tp, o in offsets.items()})
         except Exception:  # noqa: BLE001 - skipping by stored offsets still keeps exactly-once
             log.exception("could not seek to the stored offsets; relying on skipping by stored offsets")
-
-    @app.on_before_shutdown.connect
-    async def close_pool(sender: Any, **kwargs: Any) -> None:
-        await projection.close()
 
     return app
 
@@ -142,10 +165,8 @@ def run_worker(settings: Settings) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(create_topics(settings.kafka_bootstrap, {t: settings.partitions for t in TOPICS}))
-    app = create_app(settings, database_url)
-    worker = faust.Worker(app, loop=loop, loglevel=os.environ.get("TALLY_LOG_LEVEL", "WARNING"), quiet=False,
+    app = create_app(settings, database_url,
+                     session_timeout=float(os.environ.get("TALLY_KAFKA_SESSION_TIMEOUT", "10")))
+    worker = faust.Worker(app, loop=loop, loglevel=os.environ.get("TALLY_LOG_LEVEL", "WARNING"), quiet=True,
                           redirect_stdouts=False)
     worker.execute_from_commandline()
-
-
-__all__ = ["create_app", "run_worker", "TP"]

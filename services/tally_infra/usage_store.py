@@ -82,7 +82,13 @@ class UsageProjector:
             return 0
         parts = sorted({r.partition for r in records})
         async with self.pool.acquire() as conn, conn.transaction():
-            # 1. Lock our offset rows: a second worker holding a stale assignment waits, then skips.
+            # 1. Lock our offset rows (created first, so even a partition's first batch is serialised): a second
+            #    worker holding a stale assignment waits, then skips what the first one applied.
+            await conn.execute(
+                "insert into consumer_offsets (group_id, topic, partition, next_offset) "
+                "select $1, $2, p, 0 from unnest($3::int[]) as p on conflict do nothing",
+                self.group_id, self.topic, parts,
+            )
             stored = {
                 r[0]: r[1]
                 for r in await conn.fetch(

@@ -83,11 +83,31 @@ class KafkaLog:
         await consumer.start()
         return consumer
 
+    async def _ends(self, consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """True end offsets, from the high watermark of a fetch.
+
+        ListOffsets(latest) is not enough: tansu answers it with the last record batch's base offset + 1, which
+        is short of the end whenever that batch holds more than one record. Fetch responses carry the right
+        high watermark on every broker, so read one fetch per partition from just before the listed end.
+        """
+        listed = await consumer.end_offsets(parts)
+        consumer.assign(parts)
+        for tp in parts:
+            consumer.seek(tp, max(listed[tp] - 1, 0))
+        deadline = asyncio.get_running_loop().time() + 30
+        while any(consumer.highwater(tp) is None for tp in parts):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("no high watermark from the broker within 30 s")
+            await consumer.getmany(*parts, timeout_ms=200, max_records=1)
+        return {tp: max(listed[tp], consumer.highwater(tp)) for tp in parts}
+
+    async def _parts(self, consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+        return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or range(self.partitions))]
+
     async def end_offsets(self, topic: str) -> dict[int, int]:
         consumer = await self._consumer()
         try:
-            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or range(self.partitions))]
-            ends = await consumer.end_offsets(parts)
+            ends = await self._ends(consumer, await self._parts(consumer, topic))
             return {tp.partition: off for tp, off in ends.items()}
         finally:
             await consumer.stop()
@@ -95,10 +115,8 @@ class KafkaLog:
     async def scan(self, topic: str, start: dict[int, int] | None = None, batch: int = 10_000):
         consumer = await self._consumer()
         try:
-            await consumer.force_metadata_update() if hasattr(consumer, "force_metadata_update") else None
-            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or range(self.partitions))]
-            consumer.assign(parts)
-            ends = {tp: off for tp, off in (await consumer.end_offsets(parts)).items()}
+            parts = await self._parts(consumer, topic)
+            ends = await self._ends(consumer, parts)
             for tp in parts:
                 consumer.seek(tp, (start or {}).get(tp.partition, 0))
             remaining = {tp for tp in parts if (start or {}).get(tp.partition, 0) < ends[tp]}
