@@ -166,7 +166,7 @@ def run_worker(settings: Settings) -> None:
     asyncio.set_event_loop(loop)
     loop.run_until_complete(create_topics(settings.kafka_bootstrap, {t: settings.partitions for t in TOPICS}))
     app = create_app(settings, database_url,
-                     session_timeout=float(os.environ.get("TALLY_KAFKA_SESSION_TIMEOUT", "10")))
+                     session_timeout=settings.kafka_session_timeout)
     worker = faust.Worker(app, loop=loop, loglevel=os.environ.get("TALLY_LOG_LEVEL", "WARNING"), quiet=True,
                           redirect_stdouts=False)
     worker.execute_from_commandline()

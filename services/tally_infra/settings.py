@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     ingest_cache_size: int = 2_000_000  # identifiers kept per ingest process for early duplicate reports
     max_body_bytes: int = 8 * 1024 * 1024
     aggregator_batch: int = 5000
+    kafka_session_timeout: float = 10.0  # tansu answers JoinGroup after half of it, so keep it short in tests
 
     @property
     def log_backend(self) -> str:
