@@ -430,47 +430,24 @@ class TimedConnection(asyncpg.Connection):
         st[0] += rows
         st[1] += perf_counter() - t0
 
-    async def execute(self, query, *args, **kw):
-        t0 = perf_counter()
-        try:
-            return await super().execute(query, *args, **kw)
-        finally:
-            self._add(query, t0)
 
-    async def executemany(self, command, args, **kw):
-        t0 = perf_counter()
-        try:
-            return await super().executemany(command, args, **kw)
-        finally:
-            self._add(command, t0)
+def _timed(name: str):
+    """Wrap one asyncpg.Connection method so its wall time is added to the statement's stats."""
+    method = getattr(asyncpg.Connection, name)
 
-    async def fetch(self, query, *args, **kw):
+    async def wrapper(self, first, *args, **kw):
         t0 = perf_counter()
         try:
-            return await super().fetch(query, *args, **kw)
+            return await method(self, first, *args, **kw)
         finally:
-            self._add(query, t0)
+            self._add(f"COPY {first}" if name == "copy_records_to_table" else first, t0)
 
-    async def fetchval(self, query, *args, **kw):
-        t0 = perf_counter()
-        try:
-            return await super().fetchval(query, *args, **kw)
-        finally:
-            self._add(query, t0)
+    wrapper.__name__ = name
+    return wrapper
 
-    async def fetchrow(self, query, *args, **kw):
-        t0 = perf_counter()
-        try:
-            return await super().fetchrow(query, *args, **kw)
-        finally:
-            self._add(query, t0)
 
-    async def copy_records_to_table(self, table_name, **kw):
-        t0 = perf_counter()
-        try:
-            return await super().copy_records_to_table(table_name, **kw)
-        finally:
-            self._add(f"COPY {table_name}", t0)
+for _name in ("execute", "executemany", "fetch", "fetchval", "fetchrow", "copy_records_to_table"):
+    setattr(TimedConnection, _name, _timed(_name))
 
 
 def sql_breakdown(wall: float, top: int = 8) -> list[str]:
