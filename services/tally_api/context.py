@@ -61,8 +61,6 @@ def endpoint(handler: Handler, *, auth: Callable | None = None) -> Callable[[Req
             account = await (auth or authenticate)(request, services.keys)
             body = await read_body(request, services.settings.max_body_bytes) if request.method != "GET" else b""
             params = parse_params(body, request.headers.get("content-type", ""), request.url.query)
-            if request.method == "GET" and request.url.query and body:
-                params = {**parse_params(b"", "", request.url.query), **params}
             params.update(request.path_params)
             key = request.headers.get("idempotency-key") if request.method == "POST" else None
             if key:
@@ -75,8 +73,6 @@ def endpoint(handler: Handler, *, auth: Callable | None = None) -> Callable[[Req
             ctx = Ctx(account, params, request, services, body)
             try:
                 result = await handler(ctx)
-            except InvalidRequest:
-                raise
             except ApiError:
                 raise
             except Exception as exc:  # noqa: BLE001 - turned into Stripe's api_error, logged by the server

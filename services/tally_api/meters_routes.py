@@ -11,7 +11,7 @@ from tally_core import meters as m
 from tally_core.aggregation import Usage
 from tally_core.errors import InvalidRequest, ResourceMissing, invalid
 from tally_core.ids import new_id
-from tally_core.summaries import parse_query, start_of, summary_id
+from tally_core.summaries import parse_query, summary_id
 from tally_infra.http import list_object
 from tally_infra.usage_store import usage_buckets
 
@@ -26,8 +26,7 @@ def _meter(ctx: Ctx) -> m.Meter:
 
 
 async def create_meter(ctx: Ctx) -> dict:
-    params = {k: v for k, v in ctx.params.items()}
-    meter = m.create_meter(params, id=new_id("mtr"), account=ctx.account, now=ctx.now())
+    meter = m.create_meter(ctx.params, id=new_id("mtr"), account=ctx.account, now=ctx.now())
     if meter.event_time_window is not None:
         raise invalid("event_time_window", "pre-aggregated meters (hour/day windows) are not supported yet; "
                       "omit it to handle every event on its own.", code="parameter_unsupported")
@@ -110,9 +109,6 @@ async def event_summaries(ctx: Ctx) -> dict:
         if query.group_by:
             item["dimensions"] = orjson.loads(group)
         items.append(item)
-    after = ctx.params.get("starting_after")
-    if after:
-        start_of(after)  # validates the id's shape before paging
     return list_object(items, ctx.params, f"/v1/billing/meters/{meter.id}/event_summaries")
 
 

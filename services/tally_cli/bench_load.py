@@ -162,13 +162,10 @@ async def closed_loop(host: str, port: int, make: Maker, *, conns: int, seconds:
             if i >= max_requests or perf_counter() >= deadline:
                 return
             data, n = make(i)
-            try:
-                status, body = await asyncio.wait_for(conn.request(data), 60)
-            except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
-                res.fail(f"{type(exc).__name__}: {exc}")
-                conn.close()
-                conn = await HttpConn.open(host, port)
+            conn, reply = await _exchange(conn, data, res, host, port)
+            if reply is None:
                 continue
+            status, body = reply
             t = perf_counter()
             if t < t_measure or t > deadline:
                 continue
@@ -188,6 +185,16 @@ async def closed_loop(host: str, port: int, make: Maker, *, conns: int, seconds:
     return res
 
 
+async def _exchange(conn: "HttpConn", data: bytes, res: "LoadResult", host: str, port: int):
+    """One request; on a broken connection count the failure and return a fresh connection and no reply."""
+    try:
+        return conn, await asyncio.wait_for(conn.request(data), 60)
+    except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
+        res.fail(f"{type(exc).__name__}: {exc}")
+        conn.close()
+        return await HttpConn.open(host, port), None
+
+
 async def paced(host: str, port: int, make: Maker, *, rate: float, seconds: float, conns: int,
                 on_reply: Callable[[int, float, int, bytes], None]) -> tuple[LoadResult, float]:
     """Open loop: request i is sent at t0 + i/rate (on a free connection; if none is free it waits, and the
@@ -198,13 +205,9 @@ async def paced(host: str, port: int, make: Maker, *, rate: float, seconds: floa
     res, tasks = LoadResult(concurrency=conns), set()
 
     async def one(i: int, conn: HttpConn, data: bytes, n: int) -> None:
-        try:
-            status, body = await asyncio.wait_for(conn.request(data), 60)
-        except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
-            res.fail(f"{type(exc).__name__}: {exc}")
-            conn.close()
-            conn = await HttpConn.open(host, port)
-        else:
+        conn, reply = await _exchange(conn, data, res, host, port)
+        if reply is not None:
+            status, body = reply
             if status == 200:
                 res.requests += 1
                 res.events += accepted_from_batch(body, n)

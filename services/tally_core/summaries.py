@@ -7,6 +7,7 @@ dimension values and `dimension_filters[key]=value` keeps only matching usage.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from .errors import invalid, missing
@@ -81,14 +82,5 @@ def parse_query(params: dict, meter: Meter) -> SummaryQuery:
 
 def summary_id(meter_id: str, start: int, group: str) -> str:
     """Stable ids so `starting_after` can page through summaries ordered by start_time."""
-    import hashlib
-
     digest = hashlib.blake2s(f"{meter_id}|{group}".encode(), digest_size=5).hexdigest()
     return f"mtrusg_{start}_{digest}"
-
-
-def start_of(summary_id_: str) -> int:
-    try:
-        return int(summary_id_.split("_")[1])
-    except (IndexError, ValueError):
-        raise invalid("starting_after", "is not a meter event summary id.") from None

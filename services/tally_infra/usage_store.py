@@ -47,7 +47,7 @@ on conflict (account, meter, customer, minute, dims) do update set
 _CANCEL = """
 update meter_event_index set canceled = true
 where account = $1 and customer = $2 and identifier = $3 and not canceled and received_at >= $4
-returning meter, dims, minute, value, ts, seq, is_last
+returning meter, dims, minute, value, is_last
 """
 
 _RECOMPUTE_LAST = """
@@ -157,7 +157,7 @@ class UsageProjector:
         row = await conn.fetchrow(_CANCEL, account, customer, event["identifier"], event["received_at"] - DEDUP_WINDOW_MS)
         if row is None:
             return  # unknown, already canceled, or older than 24 h: nothing to remove
-        meter, dims, minute, value, _ts, _seq, is_last = row
+        meter, dims, minute, value, is_last = row
         await conn.execute(
             "update usage_minutes set value_sum = value_sum - $6, event_count = event_count - 1 "
             "where account = $1 and meter = $2 and customer = $3 and minute = $4 and dims = $5",

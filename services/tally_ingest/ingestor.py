@@ -103,7 +103,8 @@ class Ingestor:
     async def cancel(self, account: str, raw: dict) -> dict:
         """Append a cancellation for an event received within 24 h; it lands on that event's partition."""
         now_ms = int(self.clock() * 1000)
-        identifier = (raw.get("cancel") or {}).get("identifier") if isinstance(raw.get("cancel"), dict) else None
+        cancel = raw.get("cancel")
+        identifier = cancel.get("identifier") if isinstance(cancel, dict) else None
         found = self._seen.get((account, identifier)) if identifier else None
         if found is None and identifier:
             found = await locate_event(self.pool, account, identifier)

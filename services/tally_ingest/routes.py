@@ -58,6 +58,15 @@ async def create_adjustment(ctx: Ctx) -> dict:
     return adjustment_response(await ctx.services.ingestor.cancel(ctx.account, ctx.params))
 
 
+async def create_adjustment_v2(ctx: Ctx) -> dict:
+    """`POST /v2/billing/meter_event_adjustments` (JSON): the v2 object has an id and ISO times."""
+    record = await ctx.services.ingestor.cancel(ctx.account, ctx.params)
+    digest = hashlib.blake2b(f"{record['account']}|{record['identifier']}|{record['received_at']}".encode(),
+                             digest_size=12).hexdigest()
+    return {**adjustment_response(record), "id": "mea_" + digest, "object": "v2.billing.meter_event_adjustment",
+            "created": _iso(record["received_at"] / 1000)}
+
+
 async def create_session(ctx: Ctx) -> dict:
     token, expires = sessions.issue(ctx.services.session_secret, ctx.account, ctx.now())
     return {"id": "mes_session_" + hashlib.blake2b(token.encode(), digest_size=8).hexdigest(),
@@ -129,7 +138,7 @@ routes = [
     Route("/v1/billing/meter_events", endpoint(create_meter_event), methods=["POST"]),
     Route("/v1/billing/meter_event_adjustments", endpoint(create_adjustment), methods=["POST"]),
     Route("/v2/billing/meter_events", endpoint(create_meter_event_v2), methods=["POST"]),
-    Route("/v2/billing/meter_event_adjustments", endpoint(create_adjustment), methods=["POST"]),
+    Route("/v2/billing/meter_event_adjustments", endpoint(create_adjustment_v2), methods=["POST"]),
     Route("/v2/billing/meter_event_session", endpoint(create_session), methods=["POST"]),
     Route("/v2/billing/meter_event_stream", endpoint(meter_event_stream, auth=session_or_key), methods=["POST"]),
 ]

@@ -152,3 +152,13 @@ async def test_summaries_by_hour_and_day(runtime, client, clock):
         "customer": "cus_1", "start_time": day, "end_time": day + 3 * 3600, "value_grouping_window": "hour",
         "limit": 2, "starting_after": paged["data"][-1]["id"]})).json()
     assert [s["start_time"] - day for s in rest["data"]] == [7200] and not rest["has_more"]
+
+
+async def test_v2_adjustment_has_the_v2_shape(runtime, client):
+    await create_meter(client)
+    await send_event(client, identifier="v2-a")
+    r = await client.post("/v2/billing/meter_event_adjustments",
+                          json={"event_name": "alpaca_ai_tokens", "type": "cancel", "cancel": {"identifier": "v2-a"}})
+    body = r.json()
+    assert r.status_code == 200 and body["object"] == "v2.billing.meter_event_adjustment"
+    assert body["id"].startswith("mea_") and body["created"].endswith("Z") and body["status"] == "pending"

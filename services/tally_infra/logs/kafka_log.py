@@ -101,13 +101,13 @@ class KafkaLog:
             await consumer.getmany(*parts, timeout_ms=200, max_records=1)
         return {tp: max(listed[tp], consumer.highwater(tp)) for tp in parts}
 
-    async def _parts(self, consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    def _parts(self, consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
         return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or range(self.partitions))]
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         consumer = await self._consumer()
         try:
-            ends = await self._ends(consumer, await self._parts(consumer, topic))
+            ends = await self._ends(consumer, self._parts(consumer, topic))
             return {tp.partition: off for tp, off in ends.items()}
         finally:
             await consumer.stop()
@@ -115,7 +115,7 @@ class KafkaLog:
     async def scan(self, topic: str, start: dict[int, int] | None = None, batch: int = 10_000):
         consumer = await self._consumer()
         try:
-            parts = await self._parts(consumer, topic)
+            parts = self._parts(consumer, topic)
             ends = await self._ends(consumer, parts)
             for tp in parts:
                 consumer.seek(tp, (start or {}).get(tp.partition, 0))
