@@ -29,6 +29,7 @@ _IDENTIFIER = re.compile(r"^[\x21-\x7e]{1,100}$")
 _EVENT_PARAMS = {"event_name", "payload", "identifier", "timestamp"}
 
 MeterLookup = Callable[[str], "Meter | None"]
+CustomerNow = Callable[[str], "int | None"]  # customer -> its test clock's time (unix s), None if on no clock
 
 
 def parse_timestamp(raw, param: str = "timestamp") -> int:
@@ -77,10 +78,14 @@ def validate_event(
     received_ms: int,
     default_identifier: str,
     prefix: str = "",
+    customer_now: CustomerNow | None = None,
 ) -> dict:
     """Check one meter event against its meter and the time window; return the log record.
 
     `prefix` names the event inside a batch (`events[3]`) so every error names its field exactly.
+    `customer_now` gives a customer's own "now" (its test clock's frozen time) or None: when it gives one,
+    that time replaces `now_s` for the default timestamp and the 35-day / 5-minute window. `received_ms`
+    (the 24 h duplicate window) stays the wall clock either way.
     """
     if not isinstance(raw, dict):
         raise invalid(prefix or "event", "must be an object.")
@@ -143,6 +148,11 @@ def validate_event(
                 param=f"{p('payload')}[{key}]", code="missing_dimension_payload_keys",
             )
         dimensions[key] = str(dim)
+
+    if customer_now is not None:
+        clock_s = customer_now(customer)
+        if clock_s is not None:
+            now_s = clock_s
 
     ts_raw = raw.get("timestamp")
     ts = now_s if ts_raw in (None, "") else parse_timestamp(ts_raw, p("timestamp"))

@@ -15,6 +15,7 @@ from tally_core.errors import ApiError, InvalidRequest
 from tally_core.meter_events import DEDUP_WINDOW_MS, partition_key, validate_cancel, validate_event
 
 from tally_infra.catalog import MeterCatalog
+from tally_infra.clock_times import ClockTimes
 from tally_infra.logs.ports import METER_EVENTS, EventLog
 from tally_infra.usage_store import locate_event
 
@@ -36,11 +37,13 @@ class Ingestor:
     aggregator's dedup from the log is what guarantees nothing is counted twice."""
 
     def __init__(self, log: EventLog, catalog: MeterCatalog, pool: asyncpg.Pool, *,
-                 cache_size: int = 2_000_000, clock: Callable[[], float] = time.time):
+                 cache_size: int = 2_000_000, clock: Callable[[], float] = time.time,
+                 clock_times: ClockTimes | None = None):
         self.log = log
         self.catalog = catalog
         self.pool = pool
         self.clock = clock
+        self.clock_times = clock_times  # test clocks: a customer's "now" for timestamps and the window
         self._seen: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
         self._cache_size = cache_size
 
@@ -64,6 +67,8 @@ class Ingestor:
         now_s, now_ms = int(now), int(now * 1000)
         result = BatchResult()
         lookup = lambda name: self.catalog.by_event_name(account, name)  # noqa: E731
+        clock_times = self.clock_times
+        customer_now = (lambda c: clock_times.now_for(account, c)) if clock_times is not None else None
         batch_ids: set[str] = set()
         for i, raw in enumerate(events):
             try:
@@ -72,6 +77,7 @@ class Ingestor:
                     default_identifier=(default_identifiers[i] if default_identifiers else None)
                     or ("" if isinstance(raw, dict) and raw.get("identifier") else uuid.uuid4().hex),
                     prefix=f"{prefix}[{i}]" if prefix is not None else "",
+                    customer_now=customer_now,
                 )
             except ApiError as err:
                 result.errors.append((i, err))

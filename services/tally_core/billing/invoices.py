@@ -147,6 +147,7 @@ class Invoice:
     next_payment_attempt: int | None = None
     due_date: int | None = None
     number: str | None = None
+    automatically_finalizes_at: int | None = None  # end of the grace period of a cycle draft (§1.10)
 
 
 def _amounts(total: int, balance: int, currency: str) -> tuple[int, int, int, int]:
@@ -278,6 +279,7 @@ def to_stripe(invoice: Invoice) -> dict:
         "starting_balance": invoice.starting_balance, "ending_balance": invoice.ending_balance,
         "attempt_count": invoice.attempt_count, "attempted": invoice.attempted, "auto_advance": invoice.auto_advance,
         "next_payment_attempt": invoice.next_payment_attempt, "due_date": invoice.due_date, "number": invoice.number,
+        "automatically_finalizes_at": invoice.automatically_finalizes_at,
         "effective_at": invoice.finalized_at, "status_transitions": {
             "finalized_at": invoice.finalized_at, "marked_uncollectible_at": invoice.marked_uncollectible_at,
             "paid_at": invoice.paid_at, "voided_at": invoice.voided_at},
@@ -285,3 +287,44 @@ def to_stripe(invoice: Invoice) -> dict:
         "lines": {"object": "list", "data": [_line_to_stripe(line, invoice) for line in invoice.lines],
                   "has_more": False, "total_count": len(invoice.lines), "url": f"/v1/invoices/{invoice.id}/lines"},
     }
+
+
+def _dec(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def _line_from_stripe(obj: dict) -> InvoiceLine:
+    details = obj["parent"]["subscription_item_details"] or {}
+    pricing = obj["pricing"]
+    return InvoiceLine(
+        id=obj["id"], subscription_item=details.get("subscription_item"),
+        price_id=pricing["price_details"]["price"], description=obj["description"], quantity=obj["quantity"],
+        quantity_decimal=Decimal(obj["quantity_decimal"]), amount=obj["amount"],
+        period_start=obj["period"]["start"], period_end=obj["period"]["end"],
+        proration=bool(details.get("proration")), product=pricing["price_details"]["product"],
+        unit_amount_decimal=_dec(pricing["unit_amount_decimal"]), invoice_item=details.get("invoice_item"),
+    )
+
+
+def from_stripe(obj: dict) -> Invoice:
+    """Rebuild an Invoice from `to_stripe` output (a billing event's `data.object`)."""
+    t = obj["status_transitions"]
+    parent = obj.get("parent") or {}
+    inv = Invoice(
+        id=obj["id"], customer=obj["customer"], currency=obj["currency"], status=obj["status"],
+        subscription=(parent.get("subscription_details") or {}).get("subscription"),
+        billing_reason=obj["billing_reason"], created=obj["created"], period_start=obj["period_start"],
+        period_end=obj["period_end"], lines=tuple(_line_from_stripe(x) for x in obj["lines"]["data"]),
+        subtotal=obj["subtotal"], total=obj["total"], amount_due=obj["amount_due"], amount_paid=obj["amount_paid"],
+        amount_remaining=obj["amount_remaining"], starting_balance=obj["starting_balance"],
+        ending_balance=obj["ending_balance"], attempt_count=obj["attempt_count"], attempted=obj["attempted"],
+        auto_advance=obj["auto_advance"], collection_method=obj["collection_method"],
+        finalized_at=t["finalized_at"], paid_at=t["paid_at"], voided_at=t["voided_at"],
+        marked_uncollectible_at=t["marked_uncollectible_at"], next_payment_attempt=obj["next_payment_attempt"],
+        due_date=obj["due_date"], number=obj["number"], automatically_finalizes_at=obj.get("automatically_finalizes_at"),
+    )
+    if inv.finalized_at is None:
+        return inv
+    # The balance transactions are not on the wire; they follow from total and starting_balance (see finalize).
+    _, _, applied, too_small = _amounts(inv.total, inv.starting_balance, inv.currency)
+    return replace(inv, applied_balance=applied, too_small_amount=too_small)
