@@ -37,12 +37,13 @@ def create_app(services: Services, *, ingest: bool = True, api: bool = True) -> 
     from tally_ingest.routes import routes as ingest_routes
 
     from . import openapi
+    from .billing_routes import routes as billing_routes
     from .catalog_routes import routes as catalog_routes
     from .meters_routes import routes as meter_routes
 
     routes = [Route("/healthz", _health)]
     if api:
-        routes += meter_routes + catalog_routes
+        routes += meter_routes + catalog_routes + billing_routes
     if ingest:
         routes += ingest_routes
     routes.append(Route("/openapi.json", lambda r: json_response(openapi.document(routes))))

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from tally_core.errors import ApiError, InternalError, InvalidRequest
 from tally_infra.accounts import KeyRing
 from tally_infra.catalog import MeterCatalog
+from tally_infra.clock_times import ClockTimes
 from tally_infra.http import (
     IdempotencyCache, authenticate, error_response, json_response, parse_params, read_body,
 )
@@ -20,6 +21,8 @@ from tally_infra.logs.ports import EventLog
 from tally_infra.price_catalog import PriceCatalog
 from tally_infra.settings import Settings
 from tally_ingest.ingestor import Ingestor
+
+from .billing_gateway import BillingGateway
 
 
 @dataclass
@@ -34,6 +37,8 @@ class Services:
     idempotency: IdempotencyCache = field(default_factory=IdempotencyCache)
     clock: Callable[[], float] = time.time
     session_secret: bytes = b""
+    billing: "BillingGateway | None" = None
+    clock_times: ClockTimes | None = None
 
 
 @dataclass

@@ -43,20 +43,17 @@ def run() -> None:
     settings = Settings()
 
     async def main() -> None:
-        from tally_aggregator.postgres_loop import run_postgres_aggregator
         from tally_infra.accounts import create_account, first_key
-        from tally_infra.usage_store import UsageProjector
 
-        from .runtime import build
+        from .runtime import build, start_billing_worker, start_postgres_aggregator
 
         rt = await build(settings)
         pool = rt.services.pool
         found = await first_key(pool)
         account, key = found if found else await create_account(pool, now=int(time.time()))
         if not settings.kafka_bootstrap:
-            projector = UsageProjector(pool, settings.consumer_group)
-            rt.tasks.append(asyncio.create_task(
-                run_postgres_aggregator(rt.services.log, projector, batch=settings.aggregator_batch)))
+            start_postgres_aggregator(rt)
+        await start_billing_worker(rt)
         where = settings.database_url and "PostgreSQL at TALLY_DATABASE_URL" or f"embedded PostgreSQL in {settings.data_dir}/pg"
         print(f"tally is running at http://{settings.host}:{settings.port}  ({where}, {settings.log_backend} log)")
         print(f"account {account}  test secret key: {key}")
@@ -106,6 +103,24 @@ def aggregator() -> None:
         pool = await create_pool(resolve_database_url(settings.database_url, settings.data_dir))
         await run_postgres_aggregator(PostgresLog(pool, settings.partitions),
                                       UsageProjector(pool, settings.consumer_group), batch=settings.aggregator_batch)
+
+    _serve(main)
+
+
+@app.command()
+def billing() -> None:
+    """Run the billing worker on its own: billing-commands in, billing-events and billing projections out."""
+    settings = Settings()
+
+    async def main() -> None:
+        from .runtime import build, start_billing_worker
+
+        rt = await build(settings)
+        try:
+            await start_billing_worker(rt)
+            await asyncio.gather(*rt.tasks)
+        finally:
+            await rt.close()
 
     _serve(main)
 

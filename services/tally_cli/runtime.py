@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from tally_aggregator.postgres_loop import run_postgres_aggregator
+from tally_api.billing_gateway import BillingGateway
 from tally_api.context import Services
+from tally_billing.worker import BillingWorker
+from tally_infra.billing_store import create_billing_tables
+from tally_infra.clock_times import ClockTimes
+from tally_infra.usage_store import UsageProjector
 from tally_infra.accounts import KeyRing
 from tally_infra.catalog import MeterCatalog
 from tally_infra.db import create_pool
@@ -45,6 +51,7 @@ async def session_secret(pool: asyncpg.Pool) -> bytes:
 class Runtime:
     services: Services
     tasks: list[asyncio.Task] = field(default_factory=list)
+    worker: BillingWorker | None = None
 
     async def close(self) -> None:
         for t in self.tasks:
@@ -63,7 +70,10 @@ async def build(settings: Settings, *, clock=time.time, database_url: str | None
     event_log = await open_log(settings, pool)
     catalog = MeterCatalog(pool, event_log)
     await catalog.load()
-    ingestor = Ingestor(event_log, catalog, pool, cache_size=settings.ingest_cache_size, clock=clock)
+    clock_times = ClockTimes()
+    await clock_times.load(pool)
+    ingestor = Ingestor(event_log, catalog, pool, cache_size=settings.ingest_cache_size, clock=clock,
+                        clock_times=clock_times)
     await ingestor.warm()
     prices = PriceCatalog(pool, event_log)
     await prices.load()
@@ -73,12 +83,35 @@ async def build(settings: Settings, *, clock=time.time, database_url: str | None
         "select account, key, request_hash, status, body, created_ms from idempotency_keys where created_ms >= $1",
         since))
     services = Services(settings=settings, pool=pool, log=event_log, catalog=catalog, ingestor=ingestor,
-                        keys=KeyRing(pool), prices=prices, idempotency=idem, clock=clock, session_secret=await session_secret(pool))
+                        keys=KeyRing(pool), prices=prices, idempotency=idem, clock=clock,
+                        session_secret=await session_secret(pool), clock_times=clock_times,
+                        billing=BillingGateway(pool, event_log, grace=settings.invoice_grace_seconds, clock=clock))
+    async with pool.acquire() as conn:
+        await create_billing_tables(conn)
     rt = Runtime(services)
     rt.tasks.append(asyncio.create_task(_every(0.2, flush_idempotency, services)))
     rt.tasks.append(asyncio.create_task(_every(1.0, lambda s: s.catalog.load(), services)))
     rt.tasks.append(asyncio.create_task(_every(1.0, lambda s: s.prices.load(), services)))
+    rt.tasks.append(asyncio.create_task(_every(1.0, lambda s: s.clock_times.load(s.pool), services)))
     return rt
+
+
+async def start_billing_worker(rt: Runtime) -> BillingWorker:
+    """Run the billing worker in this process; results reach the API's waiting requests directly."""
+    s = rt.services
+    worker = await BillingWorker(s.pool, s.log, s.catalog, aggregator_group=s.settings.consumer_group,
+                                 grace=s.settings.invoice_grace_seconds, clock=s.clock,
+                                 batch=s.settings.billing_batch, on_result=s.billing.resolve).start()
+    rt.tasks.append(asyncio.create_task(worker.run(s.settings.billing_tick_seconds)))
+    rt.worker = worker
+    return worker
+
+
+def start_postgres_aggregator(rt: Runtime) -> None:
+    """The usage aggregator on the embedded log, in this process."""
+    s = rt.services
+    projector = UsageProjector(s.pool, s.settings.consumer_group)
+    rt.tasks.append(asyncio.create_task(run_postgres_aggregator(s.log, projector, batch=s.settings.aggregator_batch)))
 
 
 async def flush_idempotency(services: Services) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +22,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 8 * 1024 * 1024
     aggregator_batch: int = 5000
     kafka_session_timeout: float = 10.0  # tansu answers JoinGroup after half of it, so keep it short in tests
+    invoice_grace_seconds: int = Field(3600, ge=0, le=72 * 3600)  # cycle invoices stay draft this long (≤ 72 h)
+    billing_batch: int = 1000       # billing commands decided per transaction
+    billing_tick_seconds: float = 1.0  # how often the worker checks whether a renewal or retry is due
 
     @property
     def log_backend(self) -> str:

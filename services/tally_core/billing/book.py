@@ -48,9 +48,9 @@ def apply(book: Book, event: dict) -> Book:
     if kind.startswith("customer.subscription."):
         return replace(book, subscriptions=_put(book.subscriptions, obj["id"], Subscription.from_stripe(obj)))
     if kind.startswith("customer."):
-        cus = Customer.from_stripe(obj, book.account)
-        if kind == "customer.deleted":
-            cus = replace(cus, deleted=True)
+        # A deleted customer keeps only its id, as Stripe answers for it (and as its projection reloads).
+        cus = Customer.from_stripe({"id": obj["id"], "deleted": True} if kind == "customer.deleted" else obj,
+                                   book.account)
         return replace(book, customers=_put(book.customers, cus.id, cus))
     if kind.startswith("invoice."):
         inv = invoice_from_stripe(obj)
@@ -59,8 +59,8 @@ def apply(book: Book, event: dict) -> Book:
             book = replace(book, sequences=_put(book.sequences, inv.customer, book.sequences.get(inv.customer, 0) + 1))
         return book
     if kind.startswith("test_helpers.test_clock."):
-        clock = TestClock.from_stripe(obj)
-        return replace(book, clock=replace(clock, deleted=True) if kind.endswith(".deleted") else clock)
+        gone = kind.endswith(".deleted")
+        return replace(book, clock=TestClock.from_stripe({"id": obj["id"], "deleted": True} if gone else obj))
     return book  # internal records (usage observations) carry no state
 
 

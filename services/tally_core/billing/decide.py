@@ -65,7 +65,8 @@ class _Run:
 
     def new_id(self, prefix: str) -> str:
         self._n += 1
-        digest = hashlib.blake2b(f"{self.command['id']}/{self._n}".encode(), digest_size=18).digest()
+        # One tick decides for many books: the book's key keeps their ids apart.
+        digest = hashlib.blake2b(f"{self.command['id']}/{self.book.key}/{self._n}".encode(), digest_size=18).digest()
         n = int.from_bytes(digest, "big")
         chars = []
         for _ in range(24):

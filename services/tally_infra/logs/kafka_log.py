@@ -41,6 +41,7 @@ class KafkaLog:
         self._producer: AIOKafkaProducer | None = None
         self._partitions: dict[str, list[int]] = {}
         self._partitioner = DefaultPartitioner()
+        self._pollers: dict[str, tuple[AIOKafkaConsumer, dict[int, int]]] = {}
 
     async def start(self) -> "KafkaLog":
         self._producer = AIOKafkaProducer(
@@ -135,7 +136,33 @@ class KafkaLog:
         finally:
             await consumer.stop()
 
+    def partition_of(self, key: bytes) -> int:
+        parts = list(range(self.partitions))
+        return self._partitioner(key, parts, parts)
+
+    async def poll(self, topic: str, positions: dict[int, int], limit: int, timeout: float) -> list[LogRecord]:
+        """A long-lived consumer per topic, re-seeked only when the caller's positions differ from its own."""
+        if topic not in self._pollers:
+            consumer = await self._consumer()
+            consumer.assign([TopicPartition(topic, p) for p in positions])
+            self._pollers[topic] = (consumer, {})
+        consumer, at = self._pollers[topic]
+        for p, off in positions.items():
+            if at.get(p) != off:
+                consumer.seek(TopicPartition(topic, p), off)
+                at[p] = off
+        got = await consumer.getmany(timeout_ms=int(timeout * 1000), max_records=limit * max(1, len(positions)))
+        out = []
+        for tp, msgs in got.items():
+            out.extend(LogRecord(tp.partition, m.offset, m.value) for m in msgs)
+            if msgs:
+                at[tp.partition] = msgs[-1].offset + 1
+        return out
+
     async def close(self) -> None:
+        for consumer, _ in self._pollers.values():
+            await consumer.stop()
+        self._pollers.clear()
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None

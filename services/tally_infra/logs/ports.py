@@ -8,7 +8,9 @@ from typing import NamedTuple, Protocol
 
 METER_EVENTS = "meter-events"
 CATALOG = "catalog"
-TOPICS = (METER_EVENTS, CATALOG)
+BILLING_COMMANDS = "billing-commands"
+BILLING_EVENTS = "billing-events"
+TOPICS = (METER_EVENTS, CATALOG, BILLING_COMMANDS, BILLING_EVENTS)
 
 
 class LogRecord(NamedTuple):
@@ -28,6 +30,12 @@ class EventLog(Protocol):
 
     def scan(self, topic: str, start: dict[int, int] | None = None, batch: int = 10_000) -> AsyncIterator[list[LogRecord]]:
         """Read the topic from `start` (default: the beginning) up to the end offsets seen at call time."""
+
+    def partition_of(self, key: bytes) -> int:
+        """The partition `append` puts a key on (billing-commands and billing-events agree per key)."""
+
+    async def poll(self, topic: str, positions: dict[int, int], limit: int, timeout: float) -> list[LogRecord]:
+        """Records from `positions` on (up to `limit` per partition), waiting up to `timeout` s for any."""
 
     async def close(self) -> None: ...
 

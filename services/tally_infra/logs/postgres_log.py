@@ -132,6 +132,16 @@ class PostgresLog:
                 positions[r.partition] = max(positions[r.partition], r.offset + 1)
             yield records
 
+    def partition_of(self, key: bytes) -> int:
+        return partition_for(key, self.partitions)
+
+    async def poll(self, topic: str, positions: dict[int, int], limit: int, timeout: float) -> list[LogRecord]:
+        records = await self.read(topic, positions, limit)
+        if not records and timeout > 0:
+            await self.wait_for_appends(timeout)
+            records = await self.read(topic, positions, limit)
+        return records
+
     async def wait_for_appends(self, timeout: float) -> None:
         """Sleep until something is appended (LISTEN/NOTIFY on one held connection) or the timeout passes."""
         if self._listen_conn is None:

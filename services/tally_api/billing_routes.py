@@ -1,0 +1,335 @@
+"""Customers, subscriptions, invoices, test clocks and events: reads from the billing projections, changes as
+commands through `BillingGateway` (the worker decides and answers).
+
+Which billing key a command goes to: a customer's own (`account:cus_…`), or its test clock's
+(`account:clock_…`) when it is attached to one, so a clock and its customers move through time together.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from starlette.routing import Route
+
+from tally_core.billing import params as p
+from tally_core.billing.decide import preview
+from tally_core.errors import InvalidRequest, ResourceMissing, invalid
+from tally_core.ids import new_id
+from tally_infra import billing_store as store
+from tally_infra.http import page_params
+
+from .context import Ctx, endpoint
+
+_LIST = {"limit", "starting_after", "ending_before", "expand", "created"}
+_ENDED = ("canceled", "incomplete_expired")
+
+
+def _params(ctx: Ctx) -> dict:
+    return {k: v for k, v in ctx.params.items() if k != "id"}
+
+
+async def _submit(ctx: Ctx, key: str, kind: str, object_id: str | None, params: dict | None = None, **extra) -> dict:
+    return await ctx.services.billing.submit(
+        ctx.account, key, kind, object_id=object_id, params=params if params is not None else _params(ctx),
+        request_id=ctx.request.headers.get("request-id"),
+        idempotency_key=ctx.request.headers.get("idempotency-key"), **extra)
+
+
+async def _find(ctx: Ctx, table: str, kind: str, id_: str, param: str = "id") -> tuple[dict, str, bool]:
+    found = await store.locate(ctx.services.pool, table, ctx.account, id_) if isinstance(id_, str) else None
+    if found is None:
+        err = ResourceMissing(kind, str(id_), param=param)
+        if param != "id":
+            err.http_status = 400  # a missing object named in the body is a 400, as Stripe answers
+        raise err
+    return found
+
+
+async def _page(ctx: Ctx, table: str, url: str, filters: dict, order: str = "created") -> dict:
+    limit, after, before = page_params(ctx.params)
+    objs, has_more, found = await store.list_page(ctx.services.pool, table, ctx.account, filters, limit=limit,
+                                                  after=after, before=before, order=order)
+    if not found:
+        param = "starting_after" if after else "ending_before"
+        raise invalid(param, f"no object with id {after or before} in this list.", code="resource_missing")
+    return {"object": "list", "url": url, "has_more": has_more, "data": objs}
+
+
+def _filter(ctx: Ctx, allowed: set[str]) -> dict:
+    p.check_keys(ctx.params, allowed | _LIST)
+    return {k: p.string(ctx.params[k], k) for k in allowed if ctx.params.get(k) not in (None, "")}
+
+
+# --- customers -----------------------------------------------------------------------------------------------
+
+async def create_customer(ctx: Ctx) -> dict:
+    params = _params(ctx)
+    cus_id = new_id("cus")
+    key = f"{ctx.account}:{cus_id}"
+    clock = params.get("test_clock")
+    if clock not in (None, ""):
+        found = await _find(ctx, "test_clocks", "test_clock", clock, "test_clock")
+        if found[2]:
+            raise ResourceMissing("test_clock", clock, param="test_clock")
+        key = found[1]
+    obj = await _submit(ctx, key, "customer.create", cus_id, params)
+    if clock and ctx.services.clock_times is not None:
+        ctx.services.clock_times.set_customer_clock(ctx.account, cus_id, clock)
+    return obj
+
+
+async def retrieve_customer(ctx: Ctx) -> dict:
+    obj, _, deleted = await _find(ctx, "billing_customers", "customer", ctx.params["id"])
+    return {"id": obj["id"], "object": "customer", "deleted": True} if deleted else obj
+
+
+async def update_customer(ctx: Ctx) -> dict:
+    _, key, deleted = await _find(ctx, "billing_customers", "customer", ctx.params["id"])
+    if deleted:
+        raise ResourceMissing("customer", ctx.params["id"])
+    return await _submit(ctx, key, "customer.update", ctx.params["id"])
+
+
+async def delete_customer(ctx: Ctx) -> dict:
+    _, key, deleted = await _find(ctx, "billing_customers", "customer", ctx.params["id"])
+    if deleted:
+        raise ResourceMissing("customer", ctx.params["id"])
+    return await _submit(ctx, key, "customer.delete", ctx.params["id"])
+
+
+async def list_customers(ctx: Ctx) -> dict:
+    filters: dict = _filter(ctx, {"email", "test_clock"})
+    filters.setdefault("test_clock", None)  # list-all omits test-clock objects (reference §7)
+    filters["deleted"] = False
+    return await _page(ctx, "billing_customers", "/v1/customers", filters)
+
+
+# --- subscriptions -------------------------------------------------------------------------------------------
+
+async def _expand_subscription(ctx: Ctx, obj: dict) -> dict:
+    expand = ctx.params.get("expand") or []
+    expand = [expand] if isinstance(expand, str) else list(expand.values()) if isinstance(expand, dict) else expand
+    if "latest_invoice" in expand and obj.get("latest_invoice"):
+        found = await store.locate(ctx.services.pool, "billing_invoices", ctx.account, obj["latest_invoice"])
+        if found:
+            obj["latest_invoice"] = found[0]
+    return obj
+
+
+async def create_subscription(ctx: Ctx) -> dict:
+    params = _params(ctx)
+    if params.get("customer") in (None, ""):
+        raise InvalidRequest("Missing required param: customer.", param="customer", code="parameter_missing")
+    _, key, deleted = await _find(ctx, "billing_customers", "customer", params["customer"], "customer")
+    if deleted:
+        raise InvalidRequest(f"No such customer: '{params['customer']}'", param="customer", code="resource_missing")
+    raw = params.get("items")
+    raw = list(raw.values()) if isinstance(raw, dict) else raw
+    prices = {}
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        price_id = item.get("price") if isinstance(item, dict) else None
+        if isinstance(price_id, str) and price_id:
+            price = ctx.services.prices.price(ctx.account, price_id)
+            if price is None:
+                raise InvalidRequest(f"No such price: '{price_id}'", param=f"items[{i}][price]",
+                                     code="resource_missing")
+            prices[price_id] = price.to_stripe(expand=["tiers"])  # pinned: a replay prices with this snapshot
+    params.pop("expand", None)
+    obj = await _submit(ctx, key, "subscription.create", new_id("sub"), params, prices=prices)
+    return await _expand_subscription(ctx, obj)
+
+
+async def retrieve_subscription(ctx: Ctx) -> dict:
+    obj, _, _ = await _find(ctx, "billing_subscriptions", "subscription", ctx.params["id"])
+    return await _expand_subscription(ctx, obj)
+
+
+async def update_subscription(ctx: Ctx) -> dict:
+    _, key, _ = await _find(ctx, "billing_subscriptions", "subscription", ctx.params["id"])
+    return await _expand_subscription(ctx, await _submit(ctx, key, "subscription.update", ctx.params["id"]))
+
+
+async def cancel_subscription(ctx: Ctx) -> dict:
+    _, key, _ = await _find(ctx, "billing_subscriptions", "subscription", ctx.params["id"])
+    return await _submit(ctx, key, "subscription.cancel", ctx.params["id"])
+
+
+async def list_subscriptions(ctx: Ctx) -> dict:
+    filters: dict = _filter(ctx, {"customer", "status", "test_clock"})
+    status = filters.pop("status", None)
+    if status is None:
+        filters["status"] = ("active", "past_due", "unpaid", "incomplete", "trialing", "paused")
+    elif status == "ended":
+        filters["status"] = _ENDED
+    elif status != "all":
+        filters["status"] = p.enum(status, "status", ("active", "past_due", "unpaid", "canceled", "incomplete",
+                                                       "incomplete_expired", "trialing", "paused"))
+    if "customer" not in filters:
+        filters.setdefault("test_clock", None)
+    return await _page(ctx, "billing_subscriptions", "/v1/subscriptions", filters)
+
+
+# --- invoices ------------------------------------------------------------------------------------------------
+
+async def retrieve_invoice(ctx: Ctx) -> dict:
+    return (await _find(ctx, "billing_invoices", "invoice", ctx.params["id"]))[0]
+
+
+async def list_invoices(ctx: Ctx) -> dict:
+    filters: dict = _filter(ctx, {"customer", "subscription", "status", "test_clock"})
+    if "status" in filters:
+        filters["status"] = p.enum(filters["status"], "status", ("draft", "open", "paid", "uncollectible", "void"))
+    if not {"customer", "subscription", "test_clock"} & filters.keys():
+        filters["test_clock"] = None
+    return await _page(ctx, "billing_invoices", "/v1/invoices", filters)
+
+
+async def list_invoice_lines(ctx: Ctx) -> dict:
+    obj = (await _find(ctx, "billing_invoices", "invoice", ctx.params["id"]))[0]
+    return obj["lines"]
+
+
+def _invoice_command(kind: str):
+    async def handler(ctx: Ctx) -> dict:
+        _, key, _ = await _find(ctx, "billing_invoices", "invoice", ctx.params["id"])
+        return await _submit(ctx, key, kind, ctx.params["id"])
+    handler.__name__ = kind.replace(".", "_")
+    handler.__doc__ = f"`{kind}` through the billing worker."
+    return handler
+
+
+async def create_preview(ctx: Ctx) -> dict:
+    """`POST /v1/invoices/create_preview`: decided on the current book with the usage so far; nothing saved."""
+    params = _params(ctx)
+    p.check_keys(params, {"customer", "subscription", "expand"})
+    sub_id = params.get("subscription")
+    if sub_id in (None, ""):
+        if params.get("customer") in (None, ""):
+            raise InvalidRequest("Missing required param: subscription.", param="subscription",
+                                 code="parameter_missing")
+        listed = await store.list_page(ctx.services.pool, "billing_subscriptions", ctx.account,
+                                       {"customer": params["customer"], "status": ("active", "past_due", "unpaid")},
+                                       limit=2, after=None, before=None)
+        if len(listed[0]) != 1:
+            raise invalid("subscription", "name the subscription to preview (the customer has "
+                                          f"{len(listed[0])}{'+' if listed[1] else ''} active).")
+        sub_id = listed[0][0]["id"]
+    _, key, _ = await _find(ctx, "billing_subscriptions", "subscription", sub_id, "subscription")
+    book = await store.load_book(ctx.services.pool, ctx.account, key)
+    values: dict[tuple, Decimal] = {}
+    for _ in range(3):
+        missing = set()
+
+        def usage(meter, customer, start, end):
+            if (meter, customer, start, end) not in values:
+                missing.add((meter, customer, start, end))
+                return Decimal(0)
+            return values[(meter, customer, start, end)]
+
+        obj = preview(book, sub_id, ctx.now(), usage)
+        if not missing:
+            return obj
+        requests = [(ctx.account, m, c, s, e, _formula(ctx, m)) for m, c, s, e in sorted(missing)]
+        for req, value in zip(requests, await store.period_usage(ctx.services.pool, requests)):
+            values[req[1:5]] = value
+    raise RuntimeError("preview usage did not settle")
+
+
+def _formula(ctx: Ctx, meter_id: str) -> str:
+    meter = ctx.services.catalog.get(ctx.account, meter_id)
+    return str(meter.formula.value) if meter else "sum"
+
+
+# --- test clocks ---------------------------------------------------------------------------------------------
+
+async def create_clock(ctx: Ctx) -> dict:
+    clock_id = new_id("clock")
+    obj = await _submit(ctx, f"{ctx.account}:{clock_id}", "test_clock.create", clock_id)
+    if ctx.services.clock_times is not None:
+        ctx.services.clock_times.set_clock_time(ctx.account, clock_id, obj["frozen_time"])
+    return obj
+
+
+async def _live_clock(ctx: Ctx) -> tuple[dict, str]:
+    obj, key, deleted = await _find(ctx, "test_clocks", "test_helpers.test_clock", ctx.params["id"])
+    if deleted:
+        raise ResourceMissing("test_helpers.test_clock", ctx.params["id"])
+    return obj, key
+
+
+async def retrieve_clock(ctx: Ctx) -> dict:
+    return (await _live_clock(ctx))[0]
+
+
+async def advance_clock(ctx: Ctx) -> dict:
+    _, key = await _live_clock(ctx)
+    obj = await _submit(ctx, key, "test_clock.advance", ctx.params["id"])
+    if ctx.services.clock_times is not None:
+        ctx.services.clock_times.set_clock_time(ctx.account, obj["id"], obj["status_details"]["advancing"][
+            "target_frozen_time"])
+    return obj
+
+
+async def delete_clock(ctx: Ctx) -> dict:
+    _, key = await _live_clock(ctx)
+    obj = await _submit(ctx, key, "test_clock.delete", ctx.params["id"])
+    if ctx.services.clock_times is not None:
+        ctx.services.clock_times.forget_clock(ctx.account, ctx.params["id"])
+    return obj
+
+
+async def list_clocks(ctx: Ctx) -> dict:
+    p.check_keys(ctx.params, _LIST)
+    return await _page(ctx, "test_clocks", "/v1/test_helpers/test_clocks", {"deleted": False})
+
+
+# --- events --------------------------------------------------------------------------------------------------
+
+async def retrieve_event(ctx: Ctx) -> dict:
+    return (await _find(ctx, "billing_events", "event", ctx.params["id"]))[0]
+
+
+async def list_events(ctx: Ctx) -> dict:
+    p.check_keys(ctx.params, _LIST | {"type", "types", "delivery_success"})
+    filters: dict = {}
+    if ctx.params.get("type"):
+        filters["type"] = p.string(ctx.params["type"], "type")
+        if "*" in filters["type"]:
+            raise invalid("type", "wildcards are not supported; name the event type.")
+    if ctx.params.get("types"):
+        raw = ctx.params["types"]
+        filters["type"] = [p.string(x, "types") for x in (raw.values() if isinstance(raw, dict) else raw)]
+    return await _page(ctx, "billing_events", "/v1/events", filters)
+
+
+def _route(path: str, handler, methods: list[str]) -> Route:
+    return Route(path, endpoint(handler), methods=methods)
+
+
+routes = [
+    _route("/v1/customers", create_customer, ["POST"]),
+    _route("/v1/customers", list_customers, ["GET"]),
+    _route("/v1/customers/{id}", retrieve_customer, ["GET"]),
+    _route("/v1/customers/{id}", update_customer, ["POST"]),
+    _route("/v1/customers/{id}", delete_customer, ["DELETE"]),
+    _route("/v1/subscriptions", create_subscription, ["POST"]),
+    _route("/v1/subscriptions", list_subscriptions, ["GET"]),
+    _route("/v1/subscriptions/{id}", retrieve_subscription, ["GET"]),
+    _route("/v1/subscriptions/{id}", update_subscription, ["POST"]),
+    _route("/v1/subscriptions/{id}", cancel_subscription, ["DELETE"]),
+    _route("/v1/invoices/create_preview", create_preview, ["POST"]),
+    _route("/v1/invoices", list_invoices, ["GET"]),
+    _route("/v1/invoices/{id}", retrieve_invoice, ["GET"]),
+    _route("/v1/invoices/{id}/lines", list_invoice_lines, ["GET"]),
+    _route("/v1/invoices/{id}/finalize", _invoice_command("invoice.finalize"), ["POST"]),
+    _route("/v1/invoices/{id}/pay", _invoice_command("invoice.pay"), ["POST"]),
+    _route("/v1/invoices/{id}/void", _invoice_command("invoice.void"), ["POST"]),
+    _route("/v1/invoices/{id}/mark_uncollectible", _invoice_command("invoice.mark_uncollectible"), ["POST"]),
+    _route("/v1/test_helpers/test_clocks", create_clock, ["POST"]),
+    _route("/v1/test_helpers/test_clocks", list_clocks, ["GET"]),
+    _route("/v1/test_helpers/test_clocks/{id}", retrieve_clock, ["GET"]),
+    _route("/v1/test_helpers/test_clocks/{id}", delete_clock, ["DELETE"]),
+    _route("/v1/test_helpers/test_clocks/{id}/advance", advance_clock, ["POST"]),
+    _route("/v1/events", list_events, ["GET"]),
+    _route("/v1/events/{id}", retrieve_event, ["GET"]),
+]

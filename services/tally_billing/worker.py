@@ -1,0 +1,245 @@
+"""The billing worker: reads `billing-commands`, decides (pure `Ledger`), appends `billing-events`, projects.
+
+Exactly once: events are appended first, then projections, command results and both topics' positions commit
+in one transaction. If a crash falls between the two, start-up finds events past the stored position of
+`billing-events`, projects them and skips the commands they came from (ids are deterministic, so nothing
+is doubled). The worker is the only writer of `billing-events`, so it knows each event's offset.
+
+Usage: a decision reads usage through a cache; a first pass collects what is missing, the worker waits for
+the aggregator to reach the end of `meter-events`, fetches everything missing in one query, and decides again.
+Time: the worker also appends the ticks (`tick` commands, one per partition) when a book off a test clock
+has something due; it decides on them only when it reads them back from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+
+import asyncpg
+import orjson
+
+from tally_core.billing.book import Book, apply
+from tally_core.billing.decide import DEFAULT_GRACE
+from tally_core.billing.ledger import Ledger
+from tally_core.codec import encode
+from tally_infra.billing_store import create_billing_tables, load_books, period_usage, project_events, save_results
+from tally_infra.catalog import MeterCatalog
+from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS, METER_EVENTS, EventLog
+
+log = logging.getLogger("tally.billing")
+GROUP = "tally-billing"
+ResultCallback = Callable[[str, int, bytes], None]
+
+
+def tick_keys(log_: EventLog) -> dict[int, bytes]:
+    """One key per partition for tick records (a tick reaches the books of its partition)."""
+    keys: dict[int, bytes] = {}
+    i = 0
+    while len(keys) < log_.partitions:
+        key = f"tick:{i}".encode()
+        keys.setdefault(log_.partition_of(key), key)
+        i += 1
+    return keys
+
+
+class BillingWorker:
+    def __init__(self, pool: asyncpg.Pool, log_: EventLog, meters: MeterCatalog, *, aggregator_group: str,
+                 grace: int = DEFAULT_GRACE, clock: Callable[[], float] = time.time, batch: int = 1000,
+                 usage_wait: float = 10.0, on_result: ResultCallback | None = None):
+        self.pool, self.log, self.meters = pool, log_, meters
+        self.aggregator_group = aggregator_group
+        self.grace, self.clock, self.batch, self.usage_wait = grace, clock, batch, usage_wait
+        self.on_result = on_result
+        self.ledger = Ledger()
+        self.positions: dict[int, int] = {}
+        self.event_ends: dict[int, int] = {}
+        self.usage: dict[tuple, Decimal] = {}
+        self._ticks = tick_keys(log_)
+        self._tick_pending: dict[int, int] = {}  # partition → `at` of a tick appended but not read back yet
+
+    # --- start-up --------------------------------------------------------------------------------------------
+
+    async def start(self) -> "BillingWorker":
+        async with self.pool.acquire() as conn:
+            await create_billing_tables(conn)
+        stored = await self._stored_positions()
+        self.positions = {p: stored.get((BILLING_COMMANDS, p), 0) for p in range(self.log.partitions)}
+        self.event_ends = {p: stored.get((BILLING_EVENTS, p), 0) for p in range(self.log.partitions)}
+        for key, book in (await load_books(self.pool)).items():
+            self.ledger.put(book, self.log.partition_of(key.encode()))
+        await self._recover()
+        return self
+
+    async def _stored_positions(self) -> dict[tuple[str, int], int]:
+        rows = await self.pool.fetch(
+            "select topic, partition, next_offset from consumer_offsets where group_id = $1", GROUP)
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    async def _recover(self) -> None:
+        """Project events appended before a crash that the projections never saw."""
+        ends = await self.log.end_offsets(BILLING_EVENTS)
+        if all(ends.get(p, 0) <= self.event_ends[p] for p in self.event_ends):
+            return
+        records = []
+        async for batch in self.log.scan(BILLING_EVENTS, start=dict(self.event_ends)):
+            records.extend(batch)
+        touched: dict[str, tuple[int, object]] = {}
+        rows = []
+        for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+            event = orjson.loads(r.value)
+            rows.append((r.partition, r.offset, event))
+            book = touched.get(event["key"], (r.partition, self.ledger.books.get(event["key"])))[1]
+            if book is None:
+                book = Book(event["account"], event["key"])
+            touched[event["key"]] = (r.partition, apply(book, event))
+            cp, co = event["command_offset"]
+            self.positions[cp] = max(self.positions[cp], co + 1)
+            self.event_ends[r.partition] = max(self.event_ends[r.partition], r.offset + 1)
+        for partition, book in touched.values():
+            self.ledger.put(book, partition)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await project_events(conn, rows)
+            await self._save_positions(conn)
+        log.warning("recovered %d billing events appended before a crash", len(rows))
+
+    # --- the loop --------------------------------------------------------------------------------------------
+
+    async def run(self, tick_every: float = 1.0) -> None:
+        ticker = asyncio.create_task(self._tick_loop(tick_every))
+        try:
+            while True:
+                await self.step(timeout=0.5)
+        finally:
+            ticker.cancel()
+
+    async def step(self, timeout: float = 0.0) -> int:
+        records = await self.log.poll(BILLING_COMMANDS, dict(self.positions), self.batch, timeout)
+        if records:
+            await self.process(sorted(records, key=lambda r: (r.partition, r.offset)))
+        return len(records)
+
+    async def drain(self) -> None:
+        """Process everything appended so far (tests and benchmarks)."""
+        ends = await self.log.end_offsets(BILLING_COMMANDS)
+        while any(self.positions[p] < ends.get(p, 0) for p in self.positions):
+            await self.step(timeout=0.05)
+
+    async def process(self, records) -> None:
+        commands = [(r.partition, r.offset, orjson.loads(r.value)) for r in records]
+        for _ in range(10):
+            trial, missing = self._decide(commands)
+            if not missing:
+                break
+            await self._fetch_usage(missing)
+        else:
+            raise RuntimeError("usage needed by the decisions kept changing")
+        ledger, events, results = trial
+        rows = []
+        for partition, offset, event in events:
+            event["command_offset"] = [partition, offset]
+            rows.append((partition, self.event_ends[partition], event))
+            self.event_ends[partition] += 1
+        if rows:
+            await self.log.append(BILLING_EVENTS, [(e["key"].encode(), encode(e)) for _, _, e in rows])
+        for partition, offset, _ in commands:
+            self.positions[partition] = max(self.positions[partition], offset + 1)
+        now_ms = int(self.clock() * 1000)
+        bodies = [(cid, status, orjson.dumps(body), now_ms) for cid, status, body in results]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await project_events(conn, rows)
+            await save_results(conn, bodies)
+            await self._save_positions(conn)
+        self.ledger = ledger
+        for partition, _, command in commands:
+            if command["type"] == "tick" and self._tick_pending.get(partition) == command["at"]:
+                del self._tick_pending[partition]
+        if self.on_result:
+            for cid, status, body, _ in bodies:
+                self.on_result(cid, status, body)
+
+    def _decide(self, commands):
+        """One pass over the batch on a copy of the ledger; returns (outcome, usage keys it lacked)."""
+        ledger = self.ledger.copy()
+        missing: set[tuple] = set()
+        events, results = [], []
+
+        def usage(account, meter, customer, start, end):
+            key = (account, meter, customer, start, end)
+            if key not in self.usage:
+                missing.add(key)
+                return Decimal(0)
+            return self.usage[key]
+
+        for partition, offset, command in commands:
+            evs, result = ledger.handle(partition, command, usage)
+            events += [(partition, offset, e) for e in evs]
+            if result is not None:
+                results.append((command["id"], result[0], result[1]))
+        return (ledger, events, results), missing
+
+    async def _fetch_usage(self, missing: set[tuple]) -> None:
+        await self._wait_for_aggregator()
+        requests = []
+        for account, meter, customer, start, end in sorted(missing):
+            m = self.meters.get(account, meter)
+            requests.append((account, meter, customer, start, end, str(m.formula.value) if m else "sum"))
+        values = await period_usage(self.pool, requests)
+        for req, value in zip(requests, values):
+            self.usage[req[:5]] = value
+        if len(self.usage) > 1_000_000:
+            self.usage.clear()  # values are re-read on demand; the cache only saves queries within a run
+
+    async def _wait_for_aggregator(self) -> None:
+        """Usage is read only once the aggregator has applied every meter event appended so far."""
+        ends = await self.log.end_offsets(METER_EVENTS)
+        deadline = time.monotonic() + self.usage_wait
+        while True:
+            rows = await self.pool.fetch(
+                "select partition, next_offset from consumer_offsets where group_id = $1 and topic = $2",
+                self.aggregator_group, METER_EVENTS)
+            done = {r[0]: r[1] for r in rows}
+            if all(done.get(p, 0) >= end for p, end in ends.items()):
+                return
+            if time.monotonic() > deadline:
+                log.warning("aggregator behind meter-events after %.0f s; deciding on the usage projected so far",
+                            self.usage_wait)
+                return
+            await asyncio.sleep(0.01)
+
+    async def _save_positions(self, conn) -> None:
+        rows = [(GROUP, BILLING_COMMANDS, p, o) for p, o in self.positions.items()]
+        rows += [(GROUP, BILLING_EVENTS, p, o) for p, o in self.event_ends.items()]
+        await conn.executemany(
+            "insert into consumer_offsets values ($1, $2, $3, $4) on conflict (group_id, topic, partition) "
+            "do update set next_offset = excluded.next_offset", rows)
+
+    # --- time ------------------------------------------------------------------------------------------------
+
+    async def _tick_loop(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.tick()
+            except Exception:  # noqa: BLE001 - the next round retries
+                log.exception("tick failed")
+
+    async def tick(self, at: int | None = None) -> int:
+        """Append a tick for every partition with a book due by `at` (default: now). Returns how many."""
+        at = int(self.clock()) if at is None else at
+        parts = sorted({self.ledger.partition[k] for k, when in self.ledger.due.items() if when <= at}
+                       - set(self._tick_pending))
+        if not parts:
+            return 0
+        records = []
+        for p in parts:
+            cmd = {"id": f"cmd_tick_{uuid.uuid4().hex}", "type": "tick", "account": None,
+                   "key": self._ticks[p].decode(), "at": at, "grace": self.grace}
+            records.append((self._ticks[p], encode(cmd)))
+            self._tick_pending[p] = at
+        await self.log.append(BILLING_COMMANDS, records)
+        return len(records)

@@ -1,0 +1,238 @@
+"""Billing projections in PostgreSQL: customers, subscriptions, invoices, test clocks and events, plus the
+command results the API waits for. All of it is rebuilt from `billing-events` alone (`project_events`).
+
+Each object row holds the object's latest Stripe shape (`data`) with the columns the API filters on; a row is
+an upsert of absolute state, so projecting the same events twice gives the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+import asyncpg
+import orjson
+
+from tally_core.billing.book import USAGE_OBSERVED, Book, from_objects
+
+SCHEMA = """
+create table if not exists billing_customers (
+  account text not null, id text not null, key text not null, test_clock text, email text,
+  created bigint not null, deleted boolean not null default false, data jsonb not null,
+  primary key (account, id));
+create table if not exists billing_subscriptions (
+  account text not null, id text not null, key text not null, customer text not null, status text not null,
+  test_clock text, created bigint not null, data jsonb not null,
+  primary key (account, id));
+create table if not exists billing_invoices (
+  account text not null, id text not null, key text not null, customer text not null, subscription text,
+  status text not null, test_clock text, created bigint not null, data jsonb not null,
+  primary key (account, id));
+create table if not exists test_clocks (
+  account text not null, id text not null, key text not null, frozen_time bigint not null, status text not null,
+  created bigint not null, deleted boolean not null default false, data jsonb not null,
+  primary key (account, id));
+create table if not exists billing_events (
+  account text not null, id text not null, type text not null, created bigint not null,
+  partition int not null, log_offset bigint not null, data jsonb not null,
+  primary key (account, id));
+create index if not exists billing_events_order on billing_events (account, created desc, partition, log_offset desc);
+create index if not exists billing_subscriptions_customer on billing_subscriptions (account, customer);
+create index if not exists billing_invoices_customer on billing_invoices (account, customer);
+create index if not exists billing_customers_key on billing_customers (key);
+create table if not exists billing_results (
+  command_id text primary key, status int not null, body bytea not null, created_ms bigint not null);
+"""
+
+_ENVELOPE = ("account", "key", "command", "command_offset")  # log-only fields, not part of Stripe's event
+PROJECTION_TABLES = ("billing_customers", "billing_subscriptions", "billing_invoices", "test_clocks",
+                     "billing_events")
+
+
+async def create_billing_tables(conn) -> None:
+    async with conn.transaction():
+        await conn.execute("select pg_advisory_xact_lock(7421003)")
+        await conn.execute(SCHEMA)
+
+
+def _clock_of(key: str) -> str | None:
+    part = key.split(":", 1)[1]
+    return part if part.startswith("clock_") else None
+
+
+def _rows(records: Iterable[tuple[int, int, dict]]) -> dict[str, dict]:
+    """The last state of every object the events touch, per table (later events win)."""
+    tables: dict[str, dict] = {t: {} for t in PROJECTION_TABLES}
+    for partition, offset, e in records:
+        kind = e["type"]
+        if kind == USAGE_OBSERVED:
+            continue
+        obj, account, key = e["data"]["object"], e["account"], e["key"]
+        clock = _clock_of(key)
+        data = orjson.dumps(obj).decode()
+        if kind.startswith("customer.subscription."):
+            tables["billing_subscriptions"][(account, obj["id"])] = (
+                account, obj["id"], key, obj["customer"], obj["status"], clock, obj["created"], data)
+        elif kind.startswith("customer."):
+            tables["billing_customers"][(account, obj["id"])] = (
+                account, obj["id"], key, clock, obj.get("email"), obj["created"], kind == "customer.deleted", data)
+        elif kind.startswith("invoice."):
+            sub = ((obj.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+            tables["billing_invoices"][(account, obj["id"])] = (
+                account, obj["id"], key, obj["customer"], sub, obj["status"], clock, obj["created"], data)
+        elif kind.startswith("test_helpers.test_clock."):
+            tables["test_clocks"][(account, obj["id"])] = (
+                account, obj["id"], key, obj["frozen_time"], obj["status"], obj["created"],
+                kind.endswith(".deleted"), data)
+        public = {k: v for k, v in e.items() if k not in _ENVELOPE}
+        tables["billing_events"][(account, e["id"])] = (
+            account, e["id"], kind, e["created"], partition, offset, orjson.dumps(public).decode())
+    return tables
+
+
+_UPSERT = {
+    "billing_customers": ("account, id, key, test_clock, email, created, deleted, data",
+                          "text, text, text, text, text, bigint, boolean, jsonb"),
+    "billing_subscriptions": ("account, id, key, customer, status, test_clock, created, data",
+                              "text, text, text, text, text, text, bigint, jsonb"),
+    "billing_invoices": ("account, id, key, customer, subscription, status, test_clock, created, data",
+                         "text, text, text, text, text, text, text, bigint, jsonb"),
+    "test_clocks": ("account, id, key, frozen_time, status, created, deleted, data",
+                    "text, text, text, bigint, text, bigint, boolean, jsonb"),
+    "billing_events": ("account, id, type, created, partition, log_offset, data",
+                       "text, text, text, bigint, int, bigint, jsonb"),
+}
+
+
+async def project_events(conn: asyncpg.Connection, records: Iterable[tuple[int, int, dict]]) -> None:
+    """Upsert what (partition, offset, event) records leave behind; one statement per table."""
+    for table, rows in _rows(records).items():
+        if not rows:
+            continue
+        columns, types = _UPSERT[table]
+        names = [c.strip() for c in columns.split(",")]
+        arrays = ", ".join(f"${i + 1}::{t.strip()}[]" for i, t in enumerate(types.split(",")))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in ("account", "id"))
+        await conn.execute(
+            f"insert into {table} ({columns}) select * from unnest({arrays}) "
+            f"on conflict (account, id) do update set {updates}",
+            *[list(col) for col in zip(*rows.values())])
+
+
+async def save_results(conn: asyncpg.Connection, results: list[tuple[str, int, bytes, int]]) -> None:
+    if results:
+        await conn.executemany(
+            "insert into billing_results values ($1, $2, $3, $4) on conflict (command_id) do nothing", results)
+
+
+async def load_books(pool: asyncpg.Pool) -> dict[str, Book]:
+    """Every book, rebuilt from its projected objects (the worker's start-up)."""
+    groups: dict[str, dict] = {}
+
+    def group(account: str, key: str) -> dict:
+        return groups.setdefault(key, {"account": account, "clock": None, "customers": [], "subscriptions": [],
+                                       "invoices": []})
+
+    async with pool.acquire() as conn:
+        for account, key, deleted, data in await conn.fetch("select account, key, deleted, data from test_clocks"):
+            group(account, key)["clock"] = _stub(data) if deleted else orjson.loads(data)
+        for account, key, deleted, data in await conn.fetch(
+                "select account, key, deleted, data from billing_customers order by id"):
+            group(account, key)["customers"].append(_stub(data) if deleted else orjson.loads(data))
+        for table, name in (("billing_subscriptions", "subscriptions"), ("billing_invoices", "invoices")):
+            for account, key, data in await conn.fetch(f"select account, key, data from {table} order by id"):
+                group(account, key)[name].append(orjson.loads(data))
+    books = {}
+    for key, g in groups.items():
+        account = g.pop("account")
+        books[key] = from_objects(account, key, **g)
+    return books
+
+
+def _stub(data: str) -> dict:
+    obj = orjson.loads(data)
+    return {"id": obj["id"], "object": obj["object"], "deleted": True}
+
+
+async def truncate_billing(conn: asyncpg.Connection) -> None:
+    await conn.execute("truncate " + ", ".join(PROJECTION_TABLES) + ", billing_results")
+
+
+async def period_usage(pool: asyncpg.Pool, requests: list[tuple[str, str, str, int, int, str]]) -> list[Decimal]:
+    """Aggregated usage for (account, meter, customer, start, end, formula) requests, one query for all.
+
+    Minutes are whole: a minute belongs to the period holding its first second (README: the minute rule)."""
+    if not requests:
+        return []
+    rows = await pool.fetch(
+        """select k.i, coalesce(sum(u.value_sum), 0), coalesce(sum(u.event_count), 0)::bigint,
+                  (array_agg(u.last_value order by u.last_ts desc nulls last, u.last_seq desc nulls last))[1]
+           from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+                with ordinality as k(account, meter, customer, s, e, i)
+           left join usage_minutes u on u.account = k.account and u.meter = k.meter and u.customer = k.customer
+                and u.minute >= k.s and u.minute < k.e
+           group by k.i order by k.i""",
+        *[list(col) for col in zip(*(r[:5] for r in requests))])
+    out = []
+    for (_, total, count, last), req in zip(rows, requests):
+        formula = req[5]
+        out.append(Decimal(total) if formula == "sum" else Decimal(count) if formula == "count"
+                   else Decimal(last) if last is not None else Decimal(0))
+    return out
+
+
+# --- reads for the API ---------------------------------------------------------------------------------------
+
+async def list_page(pool: asyncpg.Pool, table: str, account: str, filters: dict[str, object], *, limit: int,
+                    after: str | None, before: str | None, order: str = "created") -> tuple[list[dict], bool, bool]:
+    """A page newest first: (objects, has_more, cursor found). Filters are column = value (None: is null)."""
+    where, args = ["account = $1"], [account]
+    for column, value in filters.items():
+        if value is None:
+            where.append(f"{column} is null")
+        elif isinstance(value, (list, tuple)):
+            args.append(list(value))
+            where.append(f"{column} = any(${len(args)})")
+        else:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    tiebreak = "log_offset" if table == "billing_events" else "id"
+    cursor = after or before
+    if cursor:
+        row = await pool.fetchrow(f"select {order}, {tiebreak} from {table} where account = $1 and id = $2",
+                                  account, cursor)
+        if row is None:
+            return [], False, False
+        args += [row[0], row[1]]
+        cmp = "<" if after else ">"
+        where.append(f"({order}, {tiebreak}) {cmp} (${len(args) - 1}, ${len(args)})")
+    direction = "desc" if not before else "asc"
+    args.append(limit + 1)
+    rows = await pool.fetch(
+        f"select data from {table} where {' and '.join(where)} "
+        f"order by {order} {direction}, {tiebreak} {direction} limit ${len(args)}", *args)
+    objs = [orjson.loads(r[0]) for r in rows[:limit]]
+    if before:
+        objs.reverse()
+    return objs, len(rows) > limit, True
+
+
+async def locate(pool: asyncpg.Pool, table: str, account: str, id_: str) -> tuple[dict, str, bool] | None:
+    """(object, billing key, deleted) of one projected object, or None."""
+    deleted = "deleted" if table in ("billing_customers", "test_clocks") else "false"
+    row = await pool.fetchrow(f"select data, key, {deleted} from {table} where account = $1 and id = $2",
+                              account, id_)
+    return (orjson.loads(row[0]), row[1], row[2]) if row else None
+
+
+async def load_book(pool: asyncpg.Pool, account: str, key: str) -> Book:
+    """One book from its projected objects (previews read it without going through the worker)."""
+    async with pool.acquire() as conn:
+        clock = await conn.fetchrow("select deleted, data from test_clocks where key = $1", key)
+        customers = await conn.fetch("select deleted, data from billing_customers where key = $1 order by id", key)
+        subs = await conn.fetch("select data from billing_subscriptions where key = $1 order by id", key)
+        invs = await conn.fetch("select data from billing_invoices where key = $1 order by id", key)
+    return from_objects(
+        account, key, clock=None if clock is None else _stub(clock[1]) if clock[0] else orjson.loads(clock[1]),
+        customers=[_stub(d) if gone else orjson.loads(d) for gone, d in customers],
+        subscriptions=[orjson.loads(r[0]) for r in subs], invoices=[orjson.loads(r[0]) for r in invs])
