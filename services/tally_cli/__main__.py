@@ -16,6 +16,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
 def _serve(coro_factory) -> None:
+    """Run a coroutine on uvloop; a non-zero int it returns becomes the exit code."""
     try:
         import uvloop
 
@@ -23,7 +24,9 @@ def _serve(coro_factory) -> None:
     except ImportError:  # pragma: no cover - uvloop is a dependency through uvicorn[standard]
         pass
     logging.basicConfig(level=os.environ.get("TALLY_LOG_LEVEL", "WARNING"))
-    asyncio.run(coro_factory())
+    code = asyncio.run(coro_factory())
+    if isinstance(code, int) and code:
+        raise typer.Exit(code)
 
 
 async def _http(rt, settings: Settings, *, ingest: bool, api: bool) -> None:
@@ -126,25 +129,44 @@ def billing() -> None:
 
 
 @app.command()
-def replay(what: str = typer.Argument("usage", help="usage: rebuild usage projections from meter-events"),
-           batch: int = typer.Option(10_000, help="records per transaction")) -> None:
-    """Drop and rebuild projections by replaying the log from the start (stop the aggregators first)."""
+def replay(what: str = typer.Argument("usage", help="usage: rebuild usage projections from meter-events; "
+                                                      "billing: rebuild billing projections from billing-events"),
+           batch: int = typer.Option(10_000, help="records per transaction"),
+           redecide: bool = typer.Option(False, help="billing: decide every billing command again into a scratch "
+                                                     "log and compare it with billing-events")) -> None:
+    """Drop and rebuild projections by replaying the log from the start (stop the workers first)."""
     settings = Settings()
+    if what not in ("usage", "billing"):
+        raise typer.BadParameter("replay 'usage' or 'billing'")
 
-    async def main() -> None:
-        from .replay import replay_usage
+    async def main() -> int:
+        from .replay import redecide_billing, replay_billing, replay_usage
         from .runtime import build
 
         rt = await build(settings)
         try:
-            n = await replay_usage(rt.services.pool, rt.services.log, settings.consumer_group, batch=batch,
-                                   progress=True)
-            print(f"replayed {n} records")
+            if what == "usage":
+                n = await replay_usage(rt.services.pool, rt.services.log, settings.consumer_group, batch=batch,
+                                       progress=True)
+                print(f"replayed {n} records")
+            elif not redecide:
+                n = await replay_billing(rt.services.pool, rt.services.log, batch=batch, progress=True)
+                print(f"replayed {n} billing events")
+            else:
+                scratch = f"billing-events-redecide-{int(time.time())}"
+                if settings.kafka_bootstrap:
+                    from tally_infra.logs.kafka_log import create_topics
+                    await create_topics(settings.kafka_bootstrap, {scratch: settings.partitions})
+                result = await redecide_billing(rt.services.log, scratch_topic=scratch, progress=True)
+                print(f"re-decided {result.commands} commands into {result.events} events on {scratch}")
+                if result.first_difference:
+                    print(f"DIFFERENT from billing-events: {result.first_difference}")
+                    return 1
+                print("identical to billing-events")
         finally:
             await rt.close()
+        return 0
 
-    if what != "usage":
-        raise typer.BadParameter("only 'usage' can be replayed so far")
     _serve(main)
 
 
@@ -180,11 +202,12 @@ def create_account_cmd() -> None:
 
 
 @app.command()
-def bench(quick: bool = typer.Option(False, help="smaller runs")) -> None:
-    """Benchmark ingestion, aggregation, replay and lag on both log backends, each beside its raw limit."""
+def bench(quick: bool = typer.Option(False, help="smaller runs"),
+          billing_only: bool = typer.Option(False, "--billing-only", help="only the billing phase")) -> None:
+    """Benchmark ingestion, aggregation, replay, lag and billing on both log backends, beside their raw limits."""
     from .bench import run_bench
 
-    run_bench(quick)
+    run_bench(quick, billing_only)
 
 
 def main() -> None:

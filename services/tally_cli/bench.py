@@ -594,21 +594,25 @@ class Bench:
             for ln in lines:
                 console.print(ln, markup=False, highlight=False)
 
-    async def main(self) -> None:
+    async def main(self, billing_only: bool = False) -> None:
+        from .bench_billing import billing_phase
+
         self.record_size = len(self.make_records(1)[0][1])
         self.start_infra()
         self.notes.append(f"meter-event log record: {self.record_size} bytes (the raw limits use the same size).")
         try:
-            await self.postgres_backend()
-            await self.postgres_ingest_only()
-            await self.postgres_aggregation()
-            await self.kafka_backend()
+            if not billing_only:
+                await self.postgres_backend()
+                await self.postgres_ingest_only()
+                await self.postgres_aggregation()
+                await self.kafka_backend()
+            await billing_phase(self)
         finally:
             self.report()
             await self.drop_databases()
 
 
-def run_bench(quick: bool) -> None:
+def run_bench(quick: bool, billing_only: bool = False) -> None:
     try:
         import uvloop
 
@@ -617,6 +621,6 @@ def run_bench(quick: bool) -> None:
         pass
     bench = Bench(quick)
     try:
-        asyncio.run(bench.main())
+        asyncio.run(bench.main(billing_only))
     finally:
         bench.stop_infra()
