@@ -226,8 +226,6 @@ def test_seed_000_declined_card_leaves_the_subscription_incomplete_until_paid(cl
     assert client.v1.subscriptions.retrieve(sub.id).status == "active"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a manual /pay counts toward attempt_count and so shortens the "
-                   "automatic retry schedule (invoices.pay increments attempt_count on every attempt)")
 def test_manual_pay_attempts_do_not_shorten_the_retry_schedule(client):
     # Stripe, Invoice.attempt_count: "Any payment attempt counts as the first attempt, and subsequently only
     # automatic retries increment the attempt count. In other words, manual payment attempts after the first

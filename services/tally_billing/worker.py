@@ -14,6 +14,7 @@ has something due; it decides on them only when it reads them back from the log.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -24,7 +25,7 @@ import asyncpg
 import orjson
 
 from tally_core.billing.book import Book, apply
-from tally_core.billing.decide import DEFAULT_GRACE
+from tally_core.billing.decide import DEFAULT_GRACE, usage_needs
 from tally_core.billing.ledger import Ledger
 from tally_core.codec import encode
 from tally_infra.billing_store import create_billing_tables, load_books, period_usage, project_events, save_results
@@ -113,7 +114,13 @@ class BillingWorker:
         ticker = asyncio.create_task(self._tick_loop(tick_every))
         try:
             while True:
-                await self.step(timeout=0.5)
+                try:
+                    await self.step(timeout=0.5)
+                except Exception:  # noqa: BLE001 - start over from what was committed (see _recover)
+                    log.exception("billing batch failed; reloading the committed state")
+                    await asyncio.sleep(1.0)
+                    self.ledger = Ledger()
+                    await self.start()
         finally:
             ticker.cancel()
 
@@ -132,14 +139,33 @@ class BillingWorker:
     async def process(self, records) -> None:
         commands = [(r.partition, r.offset, orjson.loads(r.value)) for r in records]
         self.usage = {}  # read afresh for every batch: late usage must reach the next read of the same period
-        for _ in range(10):
-            trial, missing = self._decide(commands)
-            if not missing:
-                break
-            await self._fetch_usage(missing)
-        else:
-            raise RuntimeError("usage needed by the decisions kept changing")
-        ledger, events, results = trial
+        gc.disable()  # the books are long-lived and many: full collections mid-batch would walk them all
+        try:
+            expected = self._expected_usage(commands)
+            if expected:
+                await self._fetch_usage(expected)
+            for _ in range(10):
+                trial, missing = self._decide(commands)
+                if not missing:
+                    break
+                await self._fetch_usage(missing)
+            else:
+                raise RuntimeError("usage needed by the decisions kept changing")
+            await self._commit(commands, *trial)
+        finally:
+            gc.enable()
+
+    def _expected_usage(self, commands) -> set[tuple]:
+        """Usage the ticks in this batch will read, so one decision pass usually suffices."""
+        keys = set()
+        for partition, _, command in commands:
+            if command["type"] == "tick":
+                for key in self.ledger.due_in(partition, int(command["at"])):
+                    book = self.ledger.books[key]
+                    keys.update((book.account, *need) for need in usage_needs(book, int(command["at"])))
+        return keys
+
+    async def _commit(self, commands, ledger: Ledger, events, results) -> None:
         rows = []
         for partition, offset, event in events:
             event["command_offset"] = [partition, offset]

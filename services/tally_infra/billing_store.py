@@ -34,7 +34,7 @@ create table if not exists test_clocks (
   primary key (account, id));
 create table if not exists billing_events (
   account text not null, id text not null, type text not null, created bigint not null,
-  partition int not null, log_offset bigint not null, data jsonb not null,
+  partition int not null, log_offset bigint not null, data text not null,
   primary key (account, id));
 create index if not exists billing_events_order on billing_events (account, created desc, partition, log_offset desc);
 create index if not exists billing_subscriptions_customer on billing_subscriptions (account, customer);
@@ -99,8 +99,9 @@ _UPSERT = {
                          "text, text, text, text, text, text, text, bigint, jsonb"),
     "test_clocks": ("account, id, key, frozen_time, status, created, deleted, data",
                     "text, text, text, bigint, text, bigint, boolean, jsonb"),
+    # Events never change once written, and are only served whole: text, and no update on conflict.
     "billing_events": ("account, id, type, created, partition, log_offset, data",
-                       "text, text, text, bigint, int, bigint, jsonb"),
+                       "text, text, text, bigint, int, bigint, text"),
 }
 
 
@@ -113,9 +114,9 @@ async def project_events(conn: asyncpg.Connection, records: Iterable[tuple[int, 
         names = [c.strip() for c in columns.split(",")]
         arrays = ", ".join(f"${i + 1}::{t.strip()}[]" for i, t in enumerate(types.split(",")))
         updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in ("account", "id"))
+        conflict = "do nothing" if table == "billing_events" else f"do update set {updates}"
         await conn.execute(
-            f"insert into {table} ({columns}) select * from unnest({arrays}) "
-            f"on conflict (account, id) do update set {updates}",
+            f"insert into {table} ({columns}) select * from unnest({arrays}) on conflict (account, id) {conflict}",
             *[list(col) for col in zip(*rows.values())])
 
 

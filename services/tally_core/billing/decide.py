@@ -224,6 +224,10 @@ def _collect(run: _Run, inv: Invoice, at: int, payment_method: str | None = None
     else:
         later = at + RETRY_DELAYS[attempt - 1] if renewal and attempt <= len(RETRY_DELAYS) else None
     failed = inv_.pay(inv, outcome, at, next_payment_attempt=later)
+    if not retry and inv.attempt_count > 0:
+        # attempt_count: "Any payment attempt counts as the first attempt, and subsequently only automatic
+        # retries increment the attempt count" (Invoice.attempt_count, stripe-python).
+        failed = replace(failed, attempt_count=inv.attempt_count)
     run.save_invoice("invoice.payment_failed", failed, at)
     sub = run.book.subscriptions.get(inv.subscription) if inv.subscription else None
     if renewal and sub is not None and sub.latest_invoice == inv.id and sub.status in ("active", "past_due"):
@@ -578,6 +582,25 @@ def decide(book: Book, command: dict, usage: UsageReader) -> Decision:
         run.events[kept:] = [e for e in run.events[kept:] if e["type"] == USAGE_OBSERVED]
         return Decision(settled, run.events, None, err)
     return Decision(run.book, run.events, result, run.error)
+
+
+def usage_needs(book: Book, at: int) -> set[tuple[str, str, int, int]]:
+    """The (meter, customer, start, end) reads time will make in this book by `at`, as far as they are known
+    now (the next renewal and drafts finishing their grace): the worker fetches them before deciding."""
+    needs = set()
+    for sub in book.subscriptions.values():
+        if sub.status in RENEWING and sub.current_period_end <= at:
+            needs.update((it.price.recurring.meter, sub.customer, sub.current_period_start, sub.current_period_end)
+                         for it in sub.items if it.metered)
+    for inv in book.invoices.values():
+        sub = book.subscriptions.get(inv.subscription) if inv.subscription else None
+        if (sub is None or inv.status != "draft" or not inv.auto_advance or inv.automatically_finalizes_at is None
+                or inv.automatically_finalizes_at > at):
+            continue
+        meters = {it.id: it.price.recurring.meter for it in sub.items if it.metered}
+        needs.update((meters[line.subscription_item], inv.customer, line.period_start, line.period_end)
+                     for line in inv.lines if line.subscription_item in meters)
+    return needs
 
 
 def preview(book: Book, subscription_id: str, now: int, usage: UsageReader) -> dict:

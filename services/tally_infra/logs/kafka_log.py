@@ -42,6 +42,8 @@ class KafkaLog:
         self._partitions: dict[str, list[int]] = {}
         self._partitioner = DefaultPartitioner()
         self._pollers: dict[str, tuple[AIOKafkaConsumer, dict[int, int]]] = {}
+        self._ends_consumer: AIOKafkaConsumer | None = None
+        self._ends_lock = asyncio.Lock()
 
     async def start(self) -> "KafkaLog":
         self._producer = AIOKafkaProducer(
@@ -106,12 +108,13 @@ class KafkaLog:
         return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or range(self.partitions))]
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
-        consumer = await self._consumer()
-        try:
+        # One consumer kept for this: the billing worker asks before every usage read.
+        async with self._ends_lock:
+            if self._ends_consumer is None:
+                self._ends_consumer = await self._consumer()
+            consumer = self._ends_consumer
             ends = await self._ends(consumer, self._parts(consumer, topic))
             return {tp.partition: off for tp, off in ends.items()}
-        finally:
-            await consumer.stop()
 
     async def scan(self, topic: str, start: dict[int, int] | None = None, batch: int = 10_000):
         consumer = await self._consumer()
@@ -163,6 +166,9 @@ class KafkaLog:
         for consumer, _ in self._pollers.values():
             await consumer.stop()
         self._pollers.clear()
+        if self._ends_consumer is not None:
+            await self._ends_consumer.stop()
+            self._ends_consumer = None
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
