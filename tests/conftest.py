@@ -159,3 +159,25 @@ def tally_env(data_dir: Path, **extra) -> dict:
 
 def tally_bin() -> str:
     return shutil.which("tally") or str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "tally")
+
+
+@pytest.fixture
+def server(db_url, tmp_path):
+    """`tally run` as a subprocess on a fresh database; yields (base URL, secret key)."""
+    env = tally_env(tmp_path, database_url=db_url, port=free_port())
+    proc = subprocess.Popen([tally_bin(), "run"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        banner = proc.stdout.readline() + proc.stdout.readline()
+        key = banner.split("test secret key: ")[1].split()[0]
+        base = f"http://127.0.0.1:{env['TALLY_PORT']}"
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if httpx.get(base + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield base, key
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -48,3 +48,20 @@ def test_test_workloads_follow_the_contracts_too(record):
 def test_an_extra_field_breaks_the_contract():
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**workload(1)[0], "surprise": 1}, schema("meter_event.recorded.v1"))
+
+
+def test_billing_commands_and_events_match_their_schemas():
+    from tests.tally_core.billing.test_decide import seed_000, ts
+
+    c, _ = seed_000()
+    c.usage.add("cus_1", ts(2026, 1, 5), 1500)
+    c.advance(ts(2026, 2, 1, 2))
+    assert len(c.events) > 8
+    for event in c.events:
+        jsonschema.validate({**event, "command_offset": [0, 1]}, schema("billing_event.v1"))
+    command = {"id": "cmd_1", "type": "subscription.create", "account": "acct_1", "key": "acct_1:cus_1", "at": 5,
+               "grace": 3600, "object_id": "sub_1", "params": {"customer": "cus_1"}, "prices": {},
+               "request_id": None, "idempotency_key": "k"}
+    jsonschema.validate(command, schema("billing_command.v1"))
+    jsonschema.validate({"id": "cmd_tick_1", "type": "tick", "account": None, "key": "tick:0", "at": 5,
+                         "grace": 3600}, schema("billing_command.v1"))

@@ -7,35 +7,11 @@ cents, worked out by hand in the comments.
 """
 
 import calendar
-import subprocess
 import time
 
-import httpx
 import pytest
 import stripe
 
-from tests.conftest import free_port, tally_bin, tally_env
-
-
-@pytest.fixture
-def server(db_url, tmp_path):
-    env = tally_env(tmp_path, database_url=db_url, port=free_port())
-    proc = subprocess.Popen([tally_bin(), "run"], env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        banner = proc.stdout.readline() + proc.stdout.readline()
-        key = banner.split("test secret key: ")[1].split()[0]
-        base = f"http://127.0.0.1:{env['TALLY_PORT']}"
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if httpx.get(base + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield base, key
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture

@@ -172,7 +172,7 @@ def replay(what: str = typer.Argument("usage", help="usage: rebuild usage projec
 
 @app.command()
 def topics() -> None:
-    """Create the Kafka topics (meter-events, catalog) with TALLY_PARTITIONS partitions."""
+    """Create the Kafka topics (meter-events, catalog, billing-commands, billing-events) with TALLY_PARTITIONS partitions."""
     settings = Settings()
     if not settings.kafka_bootstrap:
         raise typer.BadParameter("set TALLY_KAFKA_BOOTSTRAP first")
