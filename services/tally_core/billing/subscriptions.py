@@ -148,6 +148,9 @@ def create_subscription(params: dict, *, id: str, customer: str, prices: Mapping
     p.check_keys(params, _CREATE)
     items = validate_items(params.get("items"), prices, item_ids, now)
     anchor = now
+    if params.get("billing_cycle_anchor") not in (None, "") and params.get("billing_cycle_anchor_config") not in (
+            None, ""):
+        raise p.exclusive("billing_cycle_anchor", "billing_cycle_anchor_config")
     if params.get("billing_cycle_anchor") not in (None, ""):
         anchor = p.integer(params["billing_cycle_anchor"], "billing_cycle_anchor")
         if anchor < now:

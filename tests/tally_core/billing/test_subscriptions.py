@@ -68,8 +68,11 @@ def test_future_anchor_ends_the_first_period_at_the_anchor():
     ([{"price": "price_license"}] * 21, {}, "items"),
     ([{"price": "price_license"}], {"billing_cycle_anchor": str(NOW - 1)}, "billing_cycle_anchor"),
     ([{"price": "price_license"}], {"colour": "red"}, "colour"),
+    # "Mutually exclusive with billing_cycle_anchor" (reference §3.3)
+    ([{"price": "price_license"}], {"billing_cycle_anchor": str(NOW + 60),
+                                    "billing_cycle_anchor_config": {"day_of_month": "31"}}, "billing_cycle_anchor"),
 ], ids=["no-items", "unknown-price", "metered-quantity", "negative-quantity", "mixed-intervals", "mixed-currency",
-        "same-price-twice", "21-items", "past-anchor", "unknown-param"])
+        "same-price-twice", "21-items", "past-anchor", "unknown-param", "anchor-and-config"])
 def test_invalid_subscriptions_name_the_field(items, extra, param):
     with pytest.raises(InvalidRequest) as err:
         subscribe(items, **extra)
