@@ -13,14 +13,15 @@ from starlette.routing import Route
 
 from tally_core.billing import params as p
 from tally_core.billing.decide import preview
-from tally_core.errors import InvalidRequest, ResourceMissing, invalid
+from tally_core.billing.products import expand_of
+from tally_core.errors import ResourceMissing, invalid, missing, missing_reference
 from tally_core.ids import new_id
 from tally_infra import billing_store as store
 from tally_infra.http import page_params
 
 from .context import Ctx, endpoint
 
-_LIST = {"limit", "starting_after", "ending_before", "expand", "created"}
+_LIST = {"limit", "starting_after", "ending_before", "expand"}
 _ENDED = ("canceled", "incomplete_expired")
 
 
@@ -38,10 +39,7 @@ async def _submit(ctx: Ctx, key: str, kind: str, object_id: str | None, params: 
 async def _find(ctx: Ctx, table: str, kind: str, id_: str, param: str = "id") -> tuple[dict, str, bool]:
     found = await store.locate(ctx.services.pool, table, ctx.account, id_) if isinstance(id_, str) else None
     if found is None:
-        err = ResourceMissing(kind, str(id_), param=param)
-        if param != "id":
-            err.http_status = 400  # a missing object named in the body is a 400, as Stripe answers
-        raise err
+        raise ResourceMissing(kind, str(id_)) if param == "id" else missing_reference(kind, str(id_), param)
     return found
 
 
@@ -70,7 +68,7 @@ async def create_customer(ctx: Ctx) -> dict:
     if clock not in (None, ""):
         found = await _find(ctx, "test_clocks", "test_clock", clock, "test_clock")
         if found[2]:
-            raise ResourceMissing("test_clock", clock, param="test_clock")
+            raise missing_reference("test_clock", clock, "test_clock")
         key = found[1]
     obj = await _submit(ctx, key, "customer.create", cus_id, params)
     if clock and ctx.services.clock_times is not None:
@@ -107,8 +105,7 @@ async def list_customers(ctx: Ctx) -> dict:
 # --- subscriptions -------------------------------------------------------------------------------------------
 
 async def _expand_subscription(ctx: Ctx, obj: dict) -> dict:
-    expand = ctx.params.get("expand") or []
-    expand = [expand] if isinstance(expand, str) else list(expand.values()) if isinstance(expand, dict) else expand
+    expand = expand_of(ctx.params)  # other expansions Stripe offers are answered unexpanded
     if "latest_invoice" in expand and obj.get("latest_invoice"):
         found = await store.locate(ctx.services.pool, "billing_invoices", ctx.account, obj["latest_invoice"])
         if found:
@@ -119,10 +116,10 @@ async def _expand_subscription(ctx: Ctx, obj: dict) -> dict:
 async def create_subscription(ctx: Ctx) -> dict:
     params = _params(ctx)
     if params.get("customer") in (None, ""):
-        raise InvalidRequest("Missing required param: customer.", param="customer", code="parameter_missing")
+        raise missing("customer")
     _, key, deleted = await _find(ctx, "billing_customers", "customer", params["customer"], "customer")
     if deleted:
-        raise InvalidRequest(f"No such customer: '{params['customer']}'", param="customer", code="resource_missing")
+        raise missing_reference("customer", params["customer"], "customer")
     raw = params.get("items")
     raw = list(raw.values()) if isinstance(raw, dict) else raw
     prices = {}
@@ -131,8 +128,7 @@ async def create_subscription(ctx: Ctx) -> dict:
         if isinstance(price_id, str) and price_id:
             price = ctx.services.prices.price(ctx.account, price_id)
             if price is None:
-                raise InvalidRequest(f"No such price: '{price_id}'", param=f"items[{i}][price]",
-                                     code="resource_missing")
+                raise missing_reference("price", price_id, f"items[{i}][price]")
             prices[price_id] = price.to_stripe(expand=["tiers"])  # pinned: a replay prices with this snapshot
     params.pop("expand", None)
     obj = await _submit(ctx, key, "subscription.create", new_id("sub"), params, prices=prices)
@@ -205,8 +201,7 @@ async def create_preview(ctx: Ctx) -> dict:
     sub_id = params.get("subscription")
     if sub_id in (None, ""):
         if params.get("customer") in (None, ""):
-            raise InvalidRequest("Missing required param: subscription.", param="subscription",
-                                 code="parameter_missing")
+            raise missing("subscription")
         listed = await store.list_page(ctx.services.pool, "billing_subscriptions", ctx.account,
                                        {"customer": params["customer"], "status": ("active", "past_due", "unpaid")},
                                        limit=2, after=None, before=None)
@@ -218,26 +213,20 @@ async def create_preview(ctx: Ctx) -> dict:
     book = await store.load_book(ctx.services.pool, ctx.account, key)
     values: dict[tuple, Decimal] = {}
     for _ in range(3):
-        missing = set()
+        absent = set()
 
         def usage(meter, customer, start, end):
-            if (meter, customer, start, end) not in values:
-                missing.add((meter, customer, start, end))
+            key = (ctx.account, meter, customer, start, end)
+            if key not in values:
+                absent.add(key)
                 return Decimal(0)
-            return values[(meter, customer, start, end)]
+            return values[key]
 
         obj = preview(book, sub_id, ctx.now(), usage)
-        if not missing:
+        if not absent:
             return obj
-        requests = [(ctx.account, m, c, s, e, _formula(ctx, m)) for m, c, s, e in sorted(missing)]
-        for req, value in zip(requests, await store.period_usage(ctx.services.pool, requests)):
-            values[req[1:5]] = value
+        values.update(await store.period_usage(ctx.services.pool, ctx.services.catalog, absent))
     raise RuntimeError("preview usage did not settle")
-
-
-def _formula(ctx: Ctx, meter_id: str) -> str:
-    meter = ctx.services.catalog.get(ctx.account, meter_id)
-    return str(meter.formula.value) if meter else "sum"
 
 
 # --- test clocks ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from tally_core.billing import params as p
 from tally_core.billing import products as bp
 from tally_core.billing.prices import INTERVALS, Price, create_price as core_create_price
 from tally_core.billing.products import Product
-from tally_core.errors import InvalidRequest, ResourceMissing, invalid, unknown
+from tally_core.errors import InvalidRequest, ResourceMissing, invalid, missing_reference, unknown
 from tally_core.ids import new_id
 from tally_infra.http import list_object
 from tally_infra.price_catalog import PriceCatalog, price_record, product_record
@@ -31,10 +31,6 @@ _PAGING = {"limit", "starting_after", "ending_before", "expand"}
 
 def _catalog(ctx: Ctx) -> PriceCatalog:
     return ctx.services.prices
-
-
-def _missing_ref(kind: str, id_: str, param: str) -> InvalidRequest:
-    return InvalidRequest(f"No such {kind}: '{id_}'", param=param, code="resource_missing")
 
 
 # --- output ---------------------------------------------------------------------------------------------
@@ -134,7 +130,7 @@ async def update_product(ctx: Ctx) -> dict:
         if updated.default_price is not None and updated.default_price != product.default_price:
             price = cat.price(ctx.account, updated.default_price)
             if price is None:
-                raise _missing_ref("price", updated.default_price, "default_price")
+                raise missing_reference("price", updated.default_price, "default_price")
             if price.product != product.id:
                 raise invalid("default_price", f"the price {price.id} belongs to another product ({price.product}).")
             if not price.active:
@@ -184,7 +180,7 @@ def _check_meter(ctx: Ctx, price: Price) -> None:
         return
     meter = ctx.services.catalog.get(ctx.account, r.meter)
     if meter is None:
-        raise _missing_ref("billing.meter", r.meter, "recurring[meter]")
+        raise missing_reference("billing.meter", r.meter, "recurring[meter]")
     if str(meter.status) != "active":
         raise invalid("recurring[meter]", f"the meter {r.meter} is inactive; reactivate it or use an active meter.")
 
@@ -226,7 +222,7 @@ async def create_price(ctx: Ctx) -> dict:
                 raise InvalidRequest("Product already exists.", param="product_data[id]",
                                      code="resource_already_exists")
         elif cat.product(ctx.account, price.product) is None:
-            raise _missing_ref("product", price.product, "product")
+            raise missing_reference("product", price.product, "product")
         records = [product_record("product.created", product, new_id("evt"))] if product is not None else []
         records += _lookup_key_moves(ctx, price, transfer, now)
         records.append(price_record("price.created", price, ctx.account, new_id("evt")))

@@ -28,7 +28,7 @@ from tally_core.billing.book import Book, apply
 from tally_core.billing.decide import DEFAULT_GRACE, usage_needs
 from tally_core.billing.ledger import Ledger
 from tally_core.codec import encode
-from tally_infra.billing_store import create_billing_tables, load_books, period_usage, project_events, save_results
+from tally_infra.billing_store import load_books, period_usage, project_events, save_results
 from tally_infra.catalog import MeterCatalog
 from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS, METER_EVENTS, EventLog
 
@@ -59,15 +59,12 @@ class BillingWorker:
         self.ledger = Ledger()
         self.positions: dict[int, int] = {}
         self.event_ends: dict[int, int] = {}
-        self.usage: dict[tuple, Decimal] = {}
         self._ticks = tick_keys(log_)
         self._tick_pending: dict[int, int] = {}  # partition → `at` of a tick appended but not read back yet
 
     # --- start-up --------------------------------------------------------------------------------------------
 
     async def start(self) -> "BillingWorker":
-        async with self.pool.acquire() as conn:
-            await create_billing_tables(conn)
         stored = await self._stored_positions()
         self.positions = {p: stored.get((BILLING_COMMANDS, p), 0) for p in range(self.log.partitions)}
         self.event_ends = {p: stored.get((BILLING_EVENTS, p), 0) for p in range(self.log.partitions)}
@@ -89,23 +86,18 @@ class BillingWorker:
         records = []
         async for batch in self.log.scan(BILLING_EVENTS, start=dict(self.event_ends)):
             records.extend(batch)
-        touched: dict[str, tuple[int, object]] = {}
         rows = []
         for r in sorted(records, key=lambda r: (r.partition, r.offset)):
             event = orjson.loads(r.value)
             rows.append((r.partition, r.offset, event))
-            book = touched.get(event["key"], (r.partition, self.ledger.books.get(event["key"])))[1]
-            if book is None:
-                book = Book(event["account"], event["key"])
-            touched[event["key"]] = (r.partition, apply(book, event))
+            book = self.ledger.books.get(event["key"]) or Book(event["account"], event["key"])
+            self.ledger.put(apply(book, event), r.partition)
             cp, co = event["command_offset"]
             self.positions[cp] = max(self.positions[cp], co + 1)
             self.event_ends[r.partition] = max(self.event_ends[r.partition], r.offset + 1)
-        for partition, book in touched.values():
-            self.ledger.put(book, partition)
         async with self.pool.acquire() as conn, conn.transaction():
             await project_events(conn, rows)
-            await self._save_positions(conn)
+            await self._save_positions(conn, self.positions, self.event_ends)
         log.warning("recovered %d billing events appended before a crash", len(rows))
 
     # --- the loop --------------------------------------------------------------------------------------------
@@ -138,17 +130,18 @@ class BillingWorker:
 
     async def process(self, records) -> None:
         commands = [(r.partition, r.offset, orjson.loads(r.value)) for r in records]
-        self.usage = {}  # read afresh for every batch: late usage must reach the next read of the same period
+        # Read afresh for every batch: late usage must reach the next read of the same period.
+        usage: dict[tuple, Decimal] = {}
         gc.disable()  # the books are long-lived and many: full collections mid-batch would walk them all
         try:
             expected = self._expected_usage(commands)
             if expected:
-                await self._fetch_usage(expected)
+                await self._fetch_usage(expected, usage)
             for _ in range(10):
-                trial, missing = self._decide(commands)
+                trial, missing = self._decide(commands, usage)
                 if not missing:
                     break
-                await self._fetch_usage(missing)
+                await self._fetch_usage(missing, usage)
             else:
                 raise RuntimeError("usage needed by the decisions kept changing")
             await self._commit(commands, *trial)
@@ -166,22 +159,23 @@ class BillingWorker:
         return keys
 
     async def _commit(self, commands, ledger: Ledger, events, results) -> None:
-        rows = []
+        """Append the events, then commit projections, results and positions; only then take the new state."""
+        ends, positions, rows = dict(self.event_ends), dict(self.positions), []
         for partition, offset, event in events:
             event["command_offset"] = [partition, offset]
-            rows.append((partition, self.event_ends[partition], event))
-            self.event_ends[partition] += 1
+            rows.append((partition, ends[partition], event))
+            ends[partition] += 1
         if rows:
             await self.log.append(BILLING_EVENTS, [(e["key"].encode(), encode(e)) for _, _, e in rows])
         for partition, offset, _ in commands:
-            self.positions[partition] = max(self.positions[partition], offset + 1)
+            positions[partition] = max(positions[partition], offset + 1)
         now_ms = int(self.clock() * 1000)
         bodies = [(cid, status, orjson.dumps(body), now_ms) for cid, status, body in results]
         async with self.pool.acquire() as conn, conn.transaction():
             await project_events(conn, rows)
             await save_results(conn, bodies)
-            await self._save_positions(conn)
-        self.ledger = ledger
+            await self._save_positions(conn, positions, ends)
+        self.ledger, self.positions, self.event_ends = ledger, positions, ends
         for partition, _, command in commands:
             if command["type"] == "tick" and self._tick_pending.get(partition) == command["at"]:
                 del self._tick_pending[partition]
@@ -189,7 +183,7 @@ class BillingWorker:
             for cid, status, body, _ in bodies:
                 self.on_result(cid, status, body)
 
-    def _decide(self, commands):
+    def _decide(self, commands, known: dict[tuple, Decimal]):
         """One pass over the batch on a copy of the ledger; returns (outcome, usage keys it lacked)."""
         ledger = self.ledger.copy()
         missing: set[tuple] = set()
@@ -197,10 +191,10 @@ class BillingWorker:
 
         def usage(account, meter, customer, start, end):
             key = (account, meter, customer, start, end)
-            if key not in self.usage:
+            if key not in known:
                 missing.add(key)
                 return Decimal(0)
-            return self.usage[key]
+            return known[key]
 
         for partition, offset, command in commands:
             evs, result = ledger.handle(partition, command, usage)
@@ -209,15 +203,9 @@ class BillingWorker:
                 results.append((command["id"], result[0], result[1]))
         return (ledger, events, results), missing
 
-    async def _fetch_usage(self, missing: set[tuple]) -> None:
+    async def _fetch_usage(self, missing: set[tuple], into: dict[tuple, Decimal]) -> None:
         await self._wait_for_aggregator()
-        requests = []
-        for account, meter, customer, start, end in sorted(missing):
-            m = self.meters.get(account, meter)
-            requests.append((account, meter, customer, start, end, str(m.formula.value) if m else "sum"))
-        values = await period_usage(self.pool, requests)
-        for req, value in zip(requests, values):
-            self.usage[req[:5]] = value
+        into.update(await period_usage(self.pool, self.meters, missing))
 
     async def _wait_for_aggregator(self) -> None:
         """Usage is read only once the aggregator has applied every meter event appended so far."""
@@ -236,9 +224,10 @@ class BillingWorker:
                 return
             await asyncio.sleep(0.01)
 
-    async def _save_positions(self, conn) -> None:
-        rows = [(GROUP, BILLING_COMMANDS, p, o) for p, o in self.positions.items()]
-        rows += [(GROUP, BILLING_EVENTS, p, o) for p, o in self.event_ends.items()]
+    @staticmethod
+    async def _save_positions(conn, positions: dict[int, int], event_ends: dict[int, int]) -> None:
+        rows = [(GROUP, BILLING_COMMANDS, p, o) for p, o in positions.items()]
+        rows += [(GROUP, BILLING_EVENTS, p, o) for p, o in event_ends.items()]
         await conn.executemany(
             "insert into consumer_offsets values ($1, $2, $3, $4) on conflict (group_id, topic, partition) "
             "do update set next_offset = excluded.next_offset", rows)

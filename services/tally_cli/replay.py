@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tally_infra.catalog import project_catalog_record
 from tally_infra.price_catalog import create_price_catalog_tables, project_price_catalog_record
-from tally_infra.billing_store import create_billing_tables, project_events, truncate_billing
+from tally_infra.billing_store import project_events, truncate_billing
 from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS, CATALOG, METER_EVENTS, EventLog
 from tally_infra.usage_store import UsageProjector, truncate_usage
 from tally_core.billing.book import USAGE_OBSERVED
@@ -49,7 +49,6 @@ def _bar(label: str, progress: bool) -> Progress:
 async def replay_billing(pool: asyncpg.Pool, log: EventLog, *, batch: int = 10_000, progress: bool = False) -> int:
     """Truncate the billing projections and project the whole billing-events log again (nothing is decided)."""
     async with pool.acquire() as conn:
-        await create_billing_tables(conn)
         await truncate_billing(conn)
     total, done = sum((await log.end_offsets(BILLING_EVENTS)).values()), 0
     with _bar("replay billing-events", progress) as bar:

@@ -15,7 +15,6 @@ from tally_aggregator.postgres_loop import run_postgres_aggregator
 from tally_api.billing_gateway import BillingGateway
 from tally_api.context import Services
 from tally_billing.worker import BillingWorker
-from tally_infra.billing_store import create_billing_tables
 from tally_infra.clock_times import ClockTimes
 from tally_infra.usage_store import UsageProjector
 from tally_infra.accounts import KeyRing
@@ -86,8 +85,6 @@ async def build(settings: Settings, *, clock=time.time, database_url: str | None
                         keys=KeyRing(pool), prices=prices, idempotency=idem, clock=clock,
                         session_secret=await session_secret(pool), clock_times=clock_times,
                         billing=BillingGateway(pool, event_log, grace=settings.invoice_grace_seconds, clock=clock))
-    async with pool.acquire() as conn:
-        await create_billing_tables(conn)
     rt = Runtime(services)
     rt.tasks.append(asyncio.create_task(_every(0.2, flush_idempotency, services)))
     rt.tasks.append(asyncio.create_task(_every(1.0, lambda s: s.catalog.load(), services)))

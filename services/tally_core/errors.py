@@ -46,6 +46,14 @@ class ResourceMissing(InvalidRequest):
         super().__init__(f"No such {kind}: '{id_}'", param=param, code="resource_missing")
 
 
+def missing_reference(kind: str, id_: str, param: str) -> ResourceMissing:
+    """An object named by a body parameter does not exist: 400, as Stripe answers e.g. `POST /v1/prices`
+    with an unknown `product` (a missing object in the URL path is the 404 of ResourceMissing)."""
+    err = ResourceMissing(kind, id_, param=param)
+    err.http_status = 400
+    return err
+
+
 class BodyTooLarge(InvalidRequest):
     http_status = 413
 

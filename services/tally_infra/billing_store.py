@@ -13,8 +13,13 @@ from decimal import Decimal
 import asyncpg
 import orjson
 
+from tally_core.aggregation import Usage
+from tally_core.meters import Formula
 from tally_core.billing.book import USAGE_OBSERVED, Book, from_objects
 
+from .catalog import MeterCatalog
+
+# Created with the rest of the schema in `db.create_pool`.
 SCHEMA = """
 create table if not exists billing_customers (
   account text not null, id text not null, key text not null, test_clock text, email text,
@@ -47,12 +52,6 @@ create table if not exists billing_results (
 _ENVELOPE = ("account", "key", "command", "command_offset")  # log-only fields, not part of Stripe's event
 PROJECTION_TABLES = ("billing_customers", "billing_subscriptions", "billing_invoices", "test_clocks",
                      "billing_events")
-
-
-async def create_billing_tables(conn) -> None:
-    async with conn.transaction():
-        await conn.execute("select pg_advisory_xact_lock(7421003)")
-        await conn.execute(SCHEMA)
 
 
 def _clock_of(key: str) -> str | None:
@@ -126,8 +125,9 @@ async def save_results(conn: asyncpg.Connection, results: list[tuple[str, int, b
             "insert into billing_results values ($1, $2, $3, $4) on conflict (command_id) do nothing", results)
 
 
-async def load_books(pool: asyncpg.Pool) -> dict[str, Book]:
-    """Every book, rebuilt from its projected objects (the worker's start-up)."""
+async def load_books(pool: asyncpg.Pool, key: str | None = None) -> dict[str, Book]:
+    """Books rebuilt from their projected objects: every book (the worker's start-up), or the one with `key`."""
+    where, args = ("where key = $1", [key]) if key is not None else ("", [])
     groups: dict[str, dict] = {}
 
     def group(account: str, key: str) -> dict:
@@ -135,19 +135,17 @@ async def load_books(pool: asyncpg.Pool) -> dict[str, Book]:
                                        "invoices": []})
 
     async with pool.acquire() as conn:
-        for account, key, deleted, data in await conn.fetch("select account, key, deleted, data from test_clocks"):
-            group(account, key)["clock"] = _stub(data) if deleted else orjson.loads(data)
-        for account, key, deleted, data in await conn.fetch(
-                "select account, key, deleted, data from billing_customers order by id"):
-            group(account, key)["customers"].append(_stub(data) if deleted else orjson.loads(data))
+        for account, key_, deleted, data in await conn.fetch(
+                f"select account, key, deleted, data from test_clocks {where}", *args):
+            group(account, key_)["clock"] = _stub(data) if deleted else orjson.loads(data)
+        for account, key_, deleted, data in await conn.fetch(
+                f"select account, key, deleted, data from billing_customers {where} order by id", *args):
+            group(account, key_)["customers"].append(_stub(data) if deleted else orjson.loads(data))
         for table, name in (("billing_subscriptions", "subscriptions"), ("billing_invoices", "invoices")):
-            for account, key, data in await conn.fetch(f"select account, key, data from {table} order by id"):
-                group(account, key)[name].append(orjson.loads(data))
-    books = {}
-    for key, g in groups.items():
-        account = g.pop("account")
-        books[key] = from_objects(account, key, **g)
-    return books
+            for account, key_, data in await conn.fetch(
+                    f"select account, key, data from {table} {where} order by id", *args):
+                group(account, key_)[name].append(orjson.loads(data))
+    return {k: from_objects(g.pop("account"), k, **g) for k, g in groups.items()}
 
 
 def _stub(data: str) -> dict:
@@ -159,12 +157,14 @@ async def truncate_billing(conn: asyncpg.Connection) -> None:
     await conn.execute("truncate " + ", ".join(PROJECTION_TABLES) + ", billing_results")
 
 
-async def period_usage(pool: asyncpg.Pool, requests: list[tuple[str, str, str, int, int, str]]) -> list[Decimal]:
-    """Aggregated usage for (account, meter, customer, start, end, formula) requests, one query for all.
+async def period_usage(pool: asyncpg.Pool, meters: MeterCatalog,
+                       keys: Iterable[tuple[str, str, str, int, int]]) -> dict[tuple, Decimal]:
+    """Aggregated usage for (account, meter, customer, start, end) keys under each meter's formula, one query.
 
     Minutes are whole: a minute belongs to the period holding its first second (README: the minute rule)."""
+    requests = sorted(keys)
     if not requests:
-        return []
+        return {}
     rows = await pool.fetch(
         """select k.i, coalesce(sum(u.value_sum), 0), coalesce(sum(u.event_count), 0)::bigint,
                   (array_agg(u.last_value order by u.last_ts desc nulls last, u.last_seq desc nulls last))[1]
@@ -173,12 +173,11 @@ async def period_usage(pool: asyncpg.Pool, requests: list[tuple[str, str, str, i
            left join usage_minutes u on u.account = k.account and u.meter = k.meter and u.customer = k.customer
                 and u.minute >= k.s and u.minute < k.e
            group by k.i order by k.i""",
-        *[list(col) for col in zip(*(r[:5] for r in requests))])
-    out = []
-    for (_, total, count, last), req in zip(rows, requests):
-        formula = req[5]
-        out.append(Decimal(total) if formula == "sum" else Decimal(count) if formula == "count"
-                   else Decimal(last) if last is not None else Decimal(0))
+        *[list(col) for col in zip(*requests)])
+    out = {}
+    for (_, total, count, last), key in zip(rows, requests):
+        meter = meters.get(key[0], key[1])
+        out[key] = Usage(Decimal(total), count, last).value(meter.formula if meter else Formula.SUM)
     return out
 
 
@@ -228,12 +227,4 @@ async def locate(pool: asyncpg.Pool, table: str, account: str, id_: str) -> tupl
 
 async def load_book(pool: asyncpg.Pool, account: str, key: str) -> Book:
     """One book from its projected objects (previews read it without going through the worker)."""
-    async with pool.acquire() as conn:
-        clock = await conn.fetchrow("select deleted, data from test_clocks where key = $1", key)
-        customers = await conn.fetch("select deleted, data from billing_customers where key = $1 order by id", key)
-        subs = await conn.fetch("select data from billing_subscriptions where key = $1 order by id", key)
-        invs = await conn.fetch("select data from billing_invoices where key = $1 order by id", key)
-    return from_objects(
-        account, key, clock=None if clock is None else _stub(clock[1]) if clock[0] else orjson.loads(clock[1]),
-        customers=[_stub(d) if gone else orjson.loads(d) for gone, d in customers],
-        subscriptions=[orjson.loads(r[0]) for r in subs], invoices=[orjson.loads(r[0]) for r in invs])
+    return (await load_books(pool, key)).get(key) or Book(account, key)

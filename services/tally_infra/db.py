@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from .billing_store import SCHEMA as BILLING_SCHEMA
+
 SCHEMA = """
 create table if not exists accounts (
   id text primary key,
@@ -109,4 +111,5 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> asy
         async with conn.transaction():
             await conn.execute("select pg_advisory_xact_lock(7421001)")
             await conn.execute(SCHEMA)
+            await conn.execute(BILLING_SCHEMA)
     return pool

@@ -98,6 +98,11 @@ async def test_preview_shows_usage_so_far(api):
                             data={"frozen_time": ts(2026, 3, 10)}))
     preview = await ok(await api.post("/v1/invoices/create_preview", data={"subscription": sub["id"]}))
     assert preview["total"] == 10000 + 250 * 4
+    # With only the customer, its one active subscription is previewed; with neither, the error names the field.
+    by_customer = await ok(await api.post("/v1/invoices/create_preview", data={"customer": cus["id"]}))
+    assert by_customer["total"] == preview["total"]
+    r = await api.post("/v1/invoices/create_preview")
+    assert r.status_code == 400 and r.json()["error"]["param"] == "subscription"
 
 
 async def test_declined_card_and_errors(api):

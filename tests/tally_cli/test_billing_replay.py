@@ -16,7 +16,6 @@ from decimal import Decimal
 
 import httpx
 import orjson
-import pytest
 
 from tally_api.app import create_app
 from tally_cli.replay import redecide_billing, replay_billing

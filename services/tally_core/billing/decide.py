@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Callable
 
-from ..errors import ApiError, InvalidRequest, ResourceMissing, invalid
+from ..errors import ApiError, InvalidRequest, ResourceMissing, invalid, missing_reference
 from . import invoices as inv_
 from . import params as p
 from .book import INCOMPLETE_EXPIRES, RENEWING, USAGE_OBSERVED, Book, apply, due_at
@@ -103,13 +103,13 @@ class _Run:
     def sub(self, sub_id: str, param: str = "id") -> Subscription:
         sub = self.book.subscriptions.get(sub_id)
         if sub is None:
-            raise ResourceMissing("subscription", sub_id, param=param)
+            raise _missing("subscription", sub_id, param)
         return sub
 
     def customer(self, customer_id: str, param: str = "id") -> Customer:
         cus = self.book.customers.get(customer_id)
         if cus is None or cus.deleted:
-            raise ResourceMissing("customer", customer_id, param=param)
+            raise _missing("customer", customer_id, param)
         return cus
 
     def invoice(self, invoice_id: str) -> Invoice:
@@ -128,6 +128,10 @@ class _Run:
         cus = self.book.customers[customer_id]
         if cus.balance != balance:
             self.emit("customer.updated", replace(cus, balance=balance).to_stripe(), at, {"balance": cus.balance})
+
+
+def _missing(kind: str, id_: str, param: str) -> ResourceMissing:
+    return ResourceMissing(kind, id_) if param == "id" else missing_reference(kind, id_, param)
 
 
 def _changed(old: dict, new: dict) -> dict:
@@ -169,14 +173,9 @@ def _refresh_usage(run: _Run, inv: Invoice) -> Invoice:
     metered = {it.id: it for it in sub.items if it.metered}
     if not any(line.subscription_item in metered for line in inv.lines):
         return inv
-    specs = []
-    for line in inv.lines:
-        item = metered.get(line.subscription_item)
-        if item is None:
-            specs.append(None)
-        else:
-            specs.append(_metered_spec(run, sub, item, line.period_start, line.period_end, line.id))
-    fresh = [inv_.build_lines([s])[0] if s else line for s, line in zip(specs, inv.lines)]
+    fresh = [line if line.subscription_item not in metered else inv_.build_lines([_metered_spec(
+        run, sub, metered[line.subscription_item], line.period_start, line.period_end, line.id)])[0]
+        for line in inv.lines]
     return inv_.set_lines(inv, fresh, customer_balance=run.book.customers[inv.customer].balance)
 
 
@@ -305,7 +304,7 @@ def _customer_create(run: _Run, now: int) -> dict:
     params = run.command["params"]
     clock = params.get("test_clock") or None
     if clock is not None and (run.book.clock is None or run.book.clock.id != clock or run.book.clock.deleted):
-        raise ResourceMissing("test_clock", str(clock), param="test_clock")
+        raise missing_reference("test_clock", str(clock), "test_clock")
     cus = create_customer(params, id=run.command["object_id"], account=run.book.account, now=now,
                           test_clock_time=run.book.clock.frozen_time if clock else None)
     run.emit("customer.created", cus.to_stripe(), now)
@@ -359,9 +358,11 @@ def _subscription_create(run: _Run, now: int) -> dict:
                        ("allow_incomplete", "default_incomplete", "error_if_incomplete"))
     if params.get("collection_method", "charge_automatically") != "charge_automatically":
         raise invalid("collection_method", "only `charge_automatically` is supported so far.")
+    if params.get("default_payment_method") not in (None, ""):
+        # Charging another method than the customer's default is not built: refuse rather than ignore it.
+        raise invalid("default_payment_method", "set the customer's invoice_settings[default_payment_method] "
+                                                "instead; a subscription's own payment method is not supported yet.")
     prices = {pid: Price.from_stripe(obj) for pid, obj in run.command["prices"].items()}
-    for key in ("payment_behavior", "proration_behavior", "default_payment_method", "collection_method"):
-        params.pop(key, None)
     sub = create_subscription(params, id=run.command["object_id"], customer=cus.id, prices=prices,
                               item_ids=[run.new_id("si") for _ in range(len(params.get("items") or []) or 1)],
                               now=now)
@@ -374,13 +375,9 @@ def _subscription_create(run: _Run, now: int) -> dict:
     run.save_sub("customer.subscription.created", sub, None, now)
     run.save_invoice("invoice.created", draft, now)
     _finalize(run, draft, now, collect=behaviour != "default_incomplete")
-    inv = run.book.invoices[draft.id]
-    if inv.status == "paid":
-        pass  # _after_payment made it active
-    elif behaviour == "error_if_incomplete":
-        raise card_error(run.last_outcome)
-    sub = run.book.subscriptions[sub.id]
-    return sub.to_stripe()
+    if behaviour == "error_if_incomplete" and run.book.invoices[draft.id].status != "paid":
+        raise card_error(run.last_outcome)  # and nothing of this command stays
+    return run.book.subscriptions[sub.id].to_stripe()
 
 
 def _subscription_update(run: _Run, now: int) -> dict:
@@ -408,7 +405,7 @@ def _subscription_update(run: _Run, now: int) -> dict:
                                                  "name an existing item by id.")
             item = items.get(raw["id"])
             if item is None:
-                raise ResourceMissing("subscription_item", raw["id"], param=f"items[{i}][id]")
+                raise missing_reference("subscription_item", raw["id"], f"items[{i}][id]")
             if raw.get("price") not in (None, "", item.price.id) or raw.get("deleted"):
                 raise invalid(f"items[{i}][price]", "changing or removing an item's price comes with proration "
                                                     "(a later release); only quantities can change so far.")
