@@ -12,8 +12,10 @@ Exactly once rests on the offsets stored in PostgreSQL (`consumer_offsets`), not
 * Faust acks a `take_events` batch only after the agent body returns, so the offsets faust commits to
   Kafka never pass what PostgreSQL has applied. The agent never raises out of a batch: faust would ack
   the failed batch anyway and the stream would move on, so the next batch would carry the stored offset
-  past records never applied. Instead it retries the transaction until it commits; a record the projector
-  cannot fold stalls the worker loudly (an error logged on every retry) instead of being dropped.
+  past records never applied. Instead it retries the transaction until it commits, with capped backoff
+  (PostgreSQL restarting). A record the projector cannot fold is quarantined by `UsageProjector.apply`
+  (the `dead_letters` table, and the `meter-events.dead-letters` topic through faust's producer) in the
+  transaction that moves the stored offset past it, so it never stalls the partition.
 * Seeking: done, with one private faust call. On every partition assignment the worker seeks to the
   offsets stored in PostgreSQL. faust sends `app.on_rebalance_complete` just before it seeks the assigned
   partitions to their committed Kafka offsets (`Consumer.perform_seek`); our handler commits the
@@ -48,45 +50,44 @@ import faust
 
 from tally_infra.db import create_pool
 from tally_infra.embedded import resolve_database_url
+from tally_infra.faults import Backoff
 from tally_infra.logs.kafka_log import create_topics
-from tally_infra.logs.ports import METER_EVENTS, TOPICS, LogRecord
+from tally_infra.logs.ports import METER_EVENTS, METER_EVENTS_DEAD, TOPICS, LogRecord
 from tally_infra.settings import Settings
 from tally_infra.usage_store import UsageProjector
 
 log = logging.getLogger(__name__)
 
-RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
-
 
 class _Projection:
     """The projector, created lazily on the worker's event loop and shared by the agent and the rebalance hook."""
 
-    def __init__(self, database_url: str, group_id: str):
+    def __init__(self, database_url: str, group_id: str, sink=None):
         self.database_url = database_url
         self.group_id = group_id
+        self.sink = sink
         self._projector: UsageProjector | None = None
         self._lock = asyncio.Lock()
+        self._backoff = Backoff("applying meter-event records", log)
 
     async def get(self) -> UsageProjector:
         async with self._lock:
             if self._projector is None:
                 pool = await create_pool(self.database_url)
-                self._projector = UsageProjector(pool, self.group_id, METER_EVENTS)
+                self._projector = UsageProjector(pool, self.group_id, METER_EVENTS, sink=self.sink)
             return self._projector
 
-    async def apply(self, records: list[LogRecord]) -> int:
+    async def apply(self, records: list[LogRecord], keys: dict[tuple[int, int], bytes] | None = None) -> int:
         """Apply one batch, retrying until it commits: a batch must never be acked unapplied."""
-        attempt = 0
         while True:
             try:
-                return await (await self.get()).apply(records)
+                done = await (await self.get()).apply(records, keys)
+                self._backoff.reset()
+                return done
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the database may be restarting; the batch stays ours
-                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
-                log.exception("applying %d meter-event records failed; retrying in %.1fs", len(records), delay)
-                attempt += 1
-                await asyncio.sleep(delay)
+            except Exception as exc:  # noqa: BLE001 - the database may be restarting; the batch stays ours
+                await self._backoff.wait(exc)
 
     async def close(self) -> None:
         """Close the pool when the agent stops; a transaction cut short rolls back (its offsets with it)."""
@@ -125,13 +126,23 @@ def create_app(settings: Settings, database_url: str, *, session_timeout: float 
     )
     topic = app.topic(METER_EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw", internal=False)
-    projection = _Projection(database_url, settings.consumer_group)
+
+    async def dead_letter_sink(items: list[tuple[bytes, bytes]]) -> None:
+        """Quarantined records to the dead-letter topic, acknowledged by the broker before the commit."""
+        sent = [await app.producer.send(METER_EVENTS_DEAD, key=k, value=v, partition=None, timestamp=None,
+                                        headers=None) for k, v in items]
+        await asyncio.gather(*sent)
+
+    projection = _Projection(database_url, settings.consumer_group, dead_letter_sink)
 
     @app.agent(topic, concurrency=1)
     async def aggregate(stream: faust.StreamT) -> None:
         try:
             async for events in stream.take_events(settings.aggregator_batch, within=0.2):
-                await projection.apply([LogRecord(e.message.partition, e.message.offset, e.value) for e in events])
+                records = [LogRecord(e.message.partition, e.message.offset, e.value) for e in events]
+                keys = {(e.message.partition, e.message.offset): e.message.key for e in events
+                        if isinstance(e.message.key, bytes)}
+                await projection.apply(records, keys)
         finally:
             await projection.close()
 

@@ -60,10 +60,10 @@ def _created_filter(raw):
     if raw is None:
         return lambda _: True
     if not isinstance(raw, dict):
-        ts = p.integer(raw, "created")
+        ts = p.timestamp(raw, "created")
         return lambda c: c == ts
     p.check_keys(raw, {"gt", "gte", "lt", "lte"}, "created")
-    bounds = {k: p.integer(v, f"created[{k}]") for k, v in raw.items()}
+    bounds = {k: p.timestamp(v, f"created[{k}]") for k, v in raw.items()}
     ops = {"gt": lambda c, v: c > v, "gte": lambda c, v: c >= v, "lt": lambda c, v: c < v, "lte": lambda c, v: c <= v}
     return lambda c: all(ops[k](c, v) for k, v in bounds.items())
 
@@ -164,11 +164,11 @@ async def list_products(ctx: Ctx) -> dict:
     url = p.string(q["url"], "url") if "url" in q else None
     created = _created_filter(q.get("created"))
     items = [
-        _product_out(ctx, x, expand, "data.") for x in _catalog(ctx).products(ctx.account)
+        x for x in _catalog(ctx).products(ctx.account)
         if (active is None or x.active == active) and (shippable is None or x.shippable == shippable)
         and (ids is None or x.id in ids) and (url is None or x.url == url) and created(x.created)
     ]
-    return list_object(items, q, "/v1/products")
+    return list_object(items, q, "/v1/products", lambda x: _product_out(ctx, x, expand, "data."))
 
 
 # --- prices ---------------------------------------------------------------------------------------------
@@ -296,8 +296,8 @@ async def list_prices(ctx: Ctx) -> dict:
                 and (usage is None or (r is not None and r.usage_type == usage))
                 and (meter is None or (r is not None and r.meter == meter)))
 
-    items = [_price_out(ctx, x, expand, "data.") for x in _catalog(ctx).prices(ctx.account) if keep(x)]
-    return list_object(items, q, "/v1/prices")
+    items = [x for x in _catalog(ctx).prices(ctx.account) if keep(x)]
+    return list_object(items, q, "/v1/prices", lambda x: _price_out(ctx, x, expand, "data."))
 
 
 routes = [

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import unquote_to_bytes
 
 import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tally_core.errors import ApiError, InternalError, InvalidRequest
+from tally_core.errors import ApiError, InternalError, InvalidRequest, invalid
+from tally_core.strings import check_path_params
 from tally_infra.accounts import KeyRing
 from tally_infra.catalog import MeterCatalog
 from tally_infra.clock_times import ClockTimes
@@ -22,7 +25,10 @@ from tally_infra.price_catalog import PriceCatalog
 from tally_infra.settings import Settings
 from tally_ingest.ingestor import Ingestor
 
-from .billing_gateway import BillingGateway
+from . import contracts
+from .billing_gateway import BillingGateway, CommandPending
+
+log = logging.getLogger("tally.api")
 
 
 @dataclass
@@ -56,8 +62,13 @@ class Ctx:
 Handler = Callable[[Ctx], Awaitable["dict | Response"]]
 
 
-def endpoint(handler: Handler, *, auth: Callable | None = None) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap a handler with Stripe's conventions: auth, body parsing, idempotent POSTs, error objects."""
+def endpoint(handler: Handler, *, auth: Callable | None = None, ndjson: bool = False,
+             batch: frozenset[str] = frozenset()) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a handler with Stripe's conventions: auth, body parsing, idempotent POSTs, error objects.
+
+    Every parameter (query, body, path) passes `tally_core.strings` before the handler sees it; `ndjson`
+    lets the route take an NDJSON body, `batch` names arrays the handler checks element by element.
+    """
 
     async def route(request: Request) -> Response:
         services: Services = request.app.state.services
@@ -65,23 +76,34 @@ def endpoint(handler: Handler, *, auth: Callable | None = None) -> Callable[[Req
         try:
             account = await (auth or authenticate)(request, services.keys)
             body = await read_body(request, services.settings.max_body_bytes) if request.method != "GET" else b""
-            params = parse_params(body, request.headers.get("content-type", ""), request.url.query)
-            params.update(request.path_params)
+            params = parse_params(body, request.headers.get("content-type", ""),
+                                  request.scope.get("query_string", b""), ndjson=ndjson, batch=batch)
+            contracts.check(contracts.contract_for(route, request.method), params)  # task E: declared names/shapes
+            params.update(_path_params(request))
             key = request.headers.get("idempotency-key") if request.method == "POST" else None
             if key:
                 fp = services.idempotency.fingerprint(request.method, request.url.path, body)
                 stored = services.idempotency.begin(account, key, fp)
+                idem_slot = (account, key, fp)
+                if isinstance(stored, str):  # the first request's command is still being carried out
+                    stored = await _first_result(services, stored)
+                    services.idempotency.finish(*idem_slot, *stored)
+                    idem_slot = None
                 if stored is not None:
                     return Response(stored[1], status_code=stored[0], media_type="application/json",
                                     headers={"Idempotent-Replayed": "true"})
-                idem_slot = (account, key, fp)
             ctx = Ctx(account, params, request, services, body)
             try:
                 result = await handler(ctx)
             except ApiError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - turned into Stripe's api_error, logged by the server
-                raise InternalError(f"An unexpected error occurred: {type(exc).__name__}") from exc
+            except Exception as exc:  # noqa: BLE001 - turned into Stripe's api_error
+                from tally_infra.health import unavailable  # a lost dependency is a 503 to retry, not a 500
+
+                down = unavailable(exc)
+                if down is None:  # a bug: the answer says little, so the log must say everything
+                    log.exception("%s %s failed (account %s)", request.method, request.url.path, account)
+                raise down or InternalError(f"An unexpected error occurred: {type(exc).__name__}") from exc
             response = result if isinstance(result, Response) else json_response(result)
             if idem_slot:
                 services.idempotency.finish(*idem_slot, response.status_code, response.body)
@@ -90,7 +112,9 @@ def endpoint(handler: Handler, *, auth: Callable | None = None) -> Callable[[Req
         except ApiError as err:
             response = error_response(err)
             if idem_slot:
-                if err.http_status < 500 and not isinstance(err, InvalidRequest):
+                if isinstance(err, CommandPending):
+                    services.idempotency.pend(*idem_slot, err.command_id)
+                elif err.http_status < 500 and not isinstance(err, InvalidRequest):
                     services.idempotency.finish(*idem_slot, response.status_code, response.body)
                 else:
                     # Stripe saves results of executed requests, not of requests rejected by validation.
@@ -100,3 +124,24 @@ def endpoint(handler: Handler, *, auth: Callable | None = None) -> Callable[[Req
     route.__name__ = handler.__name__
     route.__doc__ = handler.__doc__
     return route
+
+
+async def _first_result(services: Services, command_id: str) -> tuple[int, bytes]:
+    """(status, body) of the command a first request with this Idempotency-Key appended."""
+    if services.billing is None:
+        raise InternalError(f"command {command_id} was recorded by a process with a billing gateway")
+    return await services.billing.result_of(command_id)
+
+
+def _path_params(request: Request) -> dict:
+    """Ids from the URL. The server has already percent-decoded the path, replacing invalid UTF-8 with U+FFFD,
+    so two different bad ids would read as one: the raw path is decoded again, strictly."""
+    path_params = request.path_params
+    raw = request.scope.get("raw_path")
+    if path_params and raw:
+        try:
+            unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            name = next((k for k, v in path_params.items() if "\ufffd" in str(v)), next(iter(path_params)))
+            raise invalid(name, "is not valid UTF-8 (the bytes are refused, not repaired).") from None
+    return check_path_params(dict(path_params))

@@ -11,7 +11,7 @@ from tally_core import meters as m
 from tally_core.aggregation import Usage
 from tally_core.errors import InvalidRequest, ResourceMissing, invalid
 from tally_core.ids import new_id
-from tally_core.summaries import parse_query, summary_id
+from tally_core.summaries import NO_GROUP, not_in_list, parse_query, summary_id
 from tally_infra.http import list_object
 from tally_infra.usage_store import usage_buckets
 
@@ -69,8 +69,8 @@ async def list_meters(ctx: Ctx) -> dict:
     if status not in (None, "", "active", "inactive"):
         raise invalid("status", "must be one of active, inactive.", code="parameter_invalid_enum")
     meters = ctx.services.catalog.list(ctx.account)
-    items = [x.to_stripe() for x in meters if not status or x.status == status]
-    return list_object(items, ctx.params, "/v1/billing/meters")
+    items = [x for x in meters if not status or x.status == status]
+    return list_object(items, ctx.params, "/v1/billing/meters", m.Meter.to_stripe)
 
 
 def _number(value: Decimal):
@@ -78,38 +78,50 @@ def _number(value: Decimal):
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+def _summary(meter: m.Meter, query, start: int, group: str, usage: Usage) -> dict:
+    item = {
+        "id": summary_id(meter.id, start, group),
+        "object": "billing.meter_event_summary",
+        "aggregated_value": _number(usage.value(meter.formula)),
+        "end_time": min(start + query.width, query.end_time),
+        "livemode": False,
+        "meter": meter.id,
+        "start_time": start,
+    }
+    if query.group_by:
+        item["dimensions"] = orjson.loads(group)
+    return item
+
+
 async def event_summaries(ctx: Ctx) -> dict:
+    """Summaries in (start_time, group) order; only the page's windows are read (see tally_core.summaries)."""
     meter = _meter(ctx)
     query = parse_query(ctx.params, meter)
-    width = query.window or (query.end_time - query.start_time)
-    rows = await usage_buckets(ctx.services.pool, ctx.account, meter.id, query.customer, query.start_time,
-                               query.end_time, width)
-    groups: dict[tuple[int, str], Usage] = {}
-    for bucket, dims_text, usage in rows:
-        dims = orjson.loads(dims_text)
-        if any(dims.get(k) != v for k, v in query.filters):
-            continue
-        group = orjson.dumps({k: dims.get(k) for k in query.group_by}, option=orjson.OPT_SORT_KEYS).decode()
-        groups[(bucket, group)] = groups.get((bucket, group), Usage()).merge(usage)
+    scope = dict(origin=query.start_time, width=query.width, group_by=query.group_by,
+                 filters=dict(query.filters), with_last=meter.formula == "last")
+    pool, url = ctx.services.pool, f"/v1/billing/meters/{meter.id}/event_summaries"
     if not query.group_by:
-        # Stripe returns one summary per window, zero where nothing was reported.
-        for start, _ in query.windows():
-            groups.setdefault((start, "{}"), Usage())
-    items = []
-    for (start, group), usage in sorted(groups.items()):
-        item = {
-            "id": summary_id(meter.id, start, group),
-            "object": "billing.meter_event_summary",
-            "aggregated_value": _number(usage.value(meter.formula)),
-            "end_time": min(start + width, query.end_time),
-            "livemode": False,
-            "meter": meter.id,
-            "start_time": start,
-        }
-        if query.group_by:
-            item["dimensions"] = orjson.loads(group)
-        items.append(item)
-    return list_object(items, ctx.params, f"/v1/billing/meters/{meter.id}/event_summaries")
+        # Stripe returns one summary per window, zero where nothing was reported: the page is arithmetic.
+        lo, hi, has_more = query.page(meter.id)
+        rows = await usage_buckets(pool, ctx.account, meter.id, query.customer, lo=lo, hi=hi, **scope)
+        found = {bucket: usage for bucket, _, usage in rows}
+        data = [_summary(meter, query, t, NO_GROUP, found.get(t, Usage())) for t in range(lo, hi, query.width)]
+        return {"object": "list", "url": url, "has_more": has_more, "data": data}
+    cursor, mark = query.cursor, {}
+    if cursor is not None:
+        hits = await usage_buckets(pool, ctx.account, meter.id, query.customer, lo=cursor.start,
+                                   hi=min(query.end_time, cursor.start + query.width), digest=cursor.digest,
+                                   limit=1, **{**scope, "with_last": False})
+        if not hits or hits[0][0] != cursor.start:
+            raise not_in_list(cursor)
+        mark = {"after" if cursor.after else "before": (cursor.start, hits[0][1])}
+    lo, hi = query.scan_range()
+    rows = await usage_buckets(pool, ctx.account, meter.id, query.customer, lo=lo, hi=hi, limit=query.limit + 1,
+                               **mark, **scope)
+    has_more = len(rows) > query.limit
+    rows = (rows[1:] if cursor is not None and not cursor.after else rows[:query.limit]) if has_more else rows
+    data = [_summary(meter, query, bucket, group, usage) for bucket, group, usage in rows]
+    return {"object": "list", "url": url, "has_more": has_more, "data": data}
 
 
 routes = [

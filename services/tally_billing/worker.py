@@ -9,6 +9,11 @@ Usage: a decision reads usage through a cache; a first pass collects what is mis
 the aggregator to reach the end of `meter-events`, fetches everything missing in one query, and decides again.
 Time: the worker also appends the ticks (`tick` commands, one per partition) when a book off a test clock
 has something due; it decides on them only when it reads them back from the log.
+
+Poison: a command that cannot be decided is refused on its own (`Ledger`, `tally.command_failed`); a record
+that is not a command at all, and an event that cannot be projected, are quarantined (`dead_letters`) in
+the transaction that moves the positions past them. Anything else that fails a batch (PostgreSQL or the log
+going away) is waited out with capped backoff, and the worker starts over from what was committed.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from decimal import Decimal
 import asyncpg
 import orjson
 
-from tally_core.billing.book import Book, apply
+from tally_core.billing.book import USAGE_OBSERVED, Book, apply
 from tally_core.billing.decide import DEFAULT_GRACE, usage_needs
-from tally_core.billing.ledger import Ledger
-from tally_core.codec import encode
-from tally_infra.billing_store import load_books, period_usage, project_events, save_results
+from tally_core.billing.ledger import COMMAND_FAILED, BadCommand, Ledger, decode_command
+from tally_core.codec import _default, encode
+from tally_infra.billing_store import load_books, load_stuck, period_usage, project_isolating, save_results
 from tally_infra.catalog import MeterCatalog
-from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS, METER_EVENTS, EventLog
+from tally_infra.dead_letters import quarantine
+from tally_infra.faults import Backoff
+from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS, METER_EVENTS, EventLog, LogRecord
 
 log = logging.getLogger("tally.billing")
 GROUP = "tally-billing"
@@ -70,6 +77,8 @@ class BillingWorker:
         self.event_ends = {p: stored.get((BILLING_EVENTS, p), 0) for p in range(self.log.partitions)}
         for key, book in (await load_books(self.pool)).items():
             self.ledger.put(book, self.log.partition_of(key.encode()))
+        for key, retry_at in (await load_stuck(self.pool)).items():
+            self.ledger.set_stuck(key, retry_at)
         await self._recover()
         return self
 
@@ -86,33 +95,58 @@ class BillingWorker:
         records = []
         async for batch in self.log.scan(BILLING_EVENTS, start=dict(self.event_ends)):
             records.extend(batch)
-        rows = []
+        rows, bad = [], []
         for r in sorted(records, key=lambda r: (r.partition, r.offset)):
-            event = orjson.loads(r.value)
-            rows.append((r.partition, r.offset, event))
-            book = self.ledger.books.get(event["key"]) or Book(event["account"], event["key"])
-            self.ledger.put(apply(book, event), r.partition)
-            cp, co = event["command_offset"]
-            self.positions[cp] = max(self.positions[cp], co + 1)
             self.event_ends[r.partition] = max(self.event_ends[r.partition], r.offset + 1)
+            try:
+                event = orjson.loads(r.value)
+                self._replay_event(r.partition, event)
+            except Exception as exc:  # noqa: BLE001 - only this worker writes billing-events; keep it visible
+                bad.append((r, exc))
+                continue
+            rows.append((r.partition, r.offset, event))
         async with self.pool.acquire() as conn, conn.transaction():
-            await project_events(conn, rows)
+            now_ms = int(self.clock() * 1000)
+            await project_isolating(conn, rows, consumer=GROUP, now_ms=now_ms)
+            await quarantine(conn, GROUP, BILLING_EVENTS, bad, now_ms)
             await self._save_positions(conn, self.positions, self.event_ends)
         log.warning("recovered %d billing events appended before a crash", len(rows))
+
+    def _replay_event(self, partition: int, event: dict) -> None:
+        """The ledger after a logged event, as deciding it left the ledger (see `Ledger`)."""
+        cp, co = event["command_offset"]
+        key = event["key"]
+        if event["type"] == COMMAND_FAILED:
+            retry_at = event["data"]["object"].get("retry_at")
+            if retry_at is not None and key in self.ledger.books:
+                self.ledger.set_stuck(key, retry_at)
+        elif event["type"] != USAGE_OBSERVED:
+            book = self.ledger.books.get(key) or Book(event["account"], key)
+            book = apply(book, event)
+            self.ledger.stuck.pop(key, None)
+            self.ledger.put(book, partition)
+        self.positions[cp] = max(self.positions[cp], co + 1)
 
     # --- the loop --------------------------------------------------------------------------------------------
 
     async def run(self, tick_every: float = 1.0) -> None:
         ticker = asyncio.create_task(self._tick_loop(tick_every))
+        backoff = Backoff("billing batch", log)
+        reload = False
         try:
             while True:
                 try:
+                    if reload:  # start over from what was committed (see _recover)
+                        self.ledger = Ledger()
+                        await self.start()
+                        reload = False
                     await self.step(timeout=0.5)
-                except Exception:  # noqa: BLE001 - start over from what was committed (see _recover)
-                    log.exception("billing batch failed; reloading the committed state")
-                    await asyncio.sleep(1.0)
-                    self.ledger = Ledger()
-                    await self.start()
+                    backoff.reset()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the worker must outlive any outage
+                    reload = True
+                    await backoff.wait(exc)
         finally:
             ticker.cancel()
 
@@ -129,7 +163,12 @@ class BillingWorker:
             await self.step(timeout=0.05)
 
     async def process(self, records) -> None:
-        commands = [(r.partition, r.offset, orjson.loads(r.value)) for r in records]
+        commands, bad = [], []
+        for r in records:
+            try:
+                commands.append((r.partition, r.offset, decode_command(r.value, r.partition, self.log.partition_of)))
+            except BadCommand as exc:
+                bad.append((r, exc))
         # Read afresh for every batch: late usage must reach the next read of the same period.
         usage: dict[tuple, Decimal] = {}
         gc.disable()  # the books are long-lived and many: full collections mid-batch would walk them all
@@ -144,7 +183,7 @@ class BillingWorker:
                 await self._fetch_usage(missing, usage)
             else:
                 raise RuntimeError("usage needed by the decisions kept changing")
-            await self._commit(commands, *trial)
+            await self._commit(records, commands, bad, *trial)
         finally:
             gc.enable()
 
@@ -153,12 +192,16 @@ class BillingWorker:
         keys = set()
         for partition, _, command in commands:
             if command["type"] == "tick":
-                for key in self.ledger.due_in(partition, int(command["at"])):
+                for key in self.ledger.due_in(partition, command["at"]):
                     book = self.ledger.books[key]
-                    keys.update((book.account, *need) for need in usage_needs(book, int(command["at"])))
+                    try:
+                        keys.update((book.account, *need) for need in usage_needs(book, command["at"]))
+                    except Exception:  # noqa: BLE001 - only a prefetch: deciding the book will report it
+                        log.debug("usage needs of %s failed", key, exc_info=True)
         return keys
 
-    async def _commit(self, commands, ledger: Ledger, events, results) -> None:
+    async def _commit(self, records: list[LogRecord], commands, bad: list[tuple[LogRecord, Exception]],
+                      ledger: Ledger, events, results) -> None:
         """Append the events, then commit projections, results and positions; only then take the new state."""
         ends, positions, rows = dict(self.event_ends), dict(self.positions), []
         for partition, offset, event in events:
@@ -167,14 +210,18 @@ class BillingWorker:
             ends[partition] += 1
         if rows:
             await self.log.append(BILLING_EVENTS, [(e["key"].encode(), encode(e)) for _, _, e in rows])
-        for partition, offset, _ in commands:
-            positions[partition] = max(positions[partition], offset + 1)
+        for r in records:
+            positions[r.partition] = max(positions[r.partition], r.offset + 1)
         now_ms = int(self.clock() * 1000)
-        bodies = [(cid, status, orjson.dumps(body), now_ms) for cid, status, body in results]
+        bodies = [(cid, status, orjson.dumps(body, default=_default), now_ms) for cid, status, body in results]
         async with self.pool.acquire() as conn, conn.transaction():
-            await project_events(conn, rows)
+            await project_isolating(conn, rows, consumer=GROUP, now_ms=now_ms)
+            await quarantine(conn, GROUP, BILLING_COMMANDS, bad, now_ms)
             await save_results(conn, bodies)
             await self._save_positions(conn, positions, ends)
+        for event in (e for _, _, e in rows if e["type"] == COMMAND_FAILED):
+            o = event["data"]["object"]
+            log.error("billing command %s could not be decided for %s: %s", o["command"], o["book"], o["error"])
         self.ledger, self.positions, self.event_ends = ledger, positions, ends
         for partition, _, command in commands:
             if command["type"] == "tick" and self._tick_pending.get(partition) == command["at"]:
@@ -235,12 +282,16 @@ class BillingWorker:
     # --- time ------------------------------------------------------------------------------------------------
 
     async def _tick_loop(self, every: float) -> None:
+        backoff = Backoff("appending ticks", log)
         while True:
             await asyncio.sleep(every)
             try:
                 await self.tick()
-            except Exception:  # noqa: BLE001 - the next round retries
-                log.exception("tick failed")
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the next round retries
+                await backoff.wait(exc)
 
     async def tick(self, at: int | None = None) -> int:
         """Append a tick for every partition with a book due by `at` (default: now). Returns how many."""
@@ -254,6 +305,8 @@ class BillingWorker:
             cmd = {"id": f"cmd_tick_{uuid.uuid4().hex}", "type": "tick", "account": None,
                    "key": self._ticks[p].decode(), "at": at, "grace": self.grace}
             records.append((self._ticks[p], encode(cmd)))
-            self._tick_pending[p] = at
         await self.log.append(BILLING_COMMANDS, records)
+        # Only once appended: a failed append would otherwise leave the partition waiting for a tick forever.
+        for p in parts:
+            self._tick_pending[p] = at
         return len(records)

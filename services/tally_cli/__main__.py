@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -12,11 +13,59 @@ import typer
 
 from tally_infra.settings import Settings
 
+from .dead_letters import app as dead_letters_app
+from .keys import app as keys_app
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(keys_app, name="keys", help="Create, list, roll and delete secret keys.")
+app.add_typer(dead_letters_app, name="dead-letters", help="List, count and replay quarantined records.")
 
 
-def _serve(coro_factory) -> None:
-    """Run a coroutine on uvloop; a non-zero int it returns becomes the exit code."""
+class _Stop:
+    """SIGINT and SIGTERM ask for a clean stop: the services finish (`finally` blocks run, the embedded
+    PostgreSQL is stopped). Without this SIGTERM would end the process at once: uvicorn re-raises the signals
+    it caught once it has stopped serving, and Python's default SIGTERM action is to die. A second Ctrl-C
+    stops at once."""
+
+    def __init__(self) -> None:
+        self.event: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.requested = False
+
+    def install(self) -> None:
+        self.loop, self.event, self.requested = asyncio.get_running_loop(), asyncio.Event(), False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, sig, _frame) -> None:
+        if self.requested and sig == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self.loop is not None and self.event is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.event.set)  # closed: the services have stopped already
+
+    async def until(self, *aws) -> None:
+        """Wait until the first of `aws` ends (its error is raised) or a stop is requested."""
+        assert self.event is not None
+        waiter = asyncio.ensure_future(self.event.wait())
+        tasks = [asyncio.ensure_future(a) for a in aws]
+        try:
+            done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t is not waiter:
+                    t.result()
+        finally:
+            waiter.cancel()
+
+
+_stop = _Stop()
+
+
+def _serve(coro_factory, *, clean_stop: Settings | None = None) -> None:
+    """Run a coroutine on uvloop; a non-zero int it returns becomes the exit code. `clean_stop`: the settings
+    of a long-running service, stopped cleanly by SIGINT/SIGTERM (`_stop`), which then also stops the embedded
+    PostgreSQL it started or reused (none with TALLY_DATABASE_URL). A crash leaves that server for the next
+    start to reuse."""
     try:
         import uvloop
 
@@ -24,7 +73,19 @@ def _serve(coro_factory) -> None:
     except ImportError:  # pragma: no cover - uvloop is a dependency through uvicorn[standard]
         pass
     logging.basicConfig(level=os.environ.get("TALLY_LOG_LEVEL", "WARNING"))
-    code = asyncio.run(coro_factory())
+
+    async def main():
+        if clean_stop is not None:
+            _stop.install()
+        return await coro_factory()
+
+    try:
+        code = asyncio.run(main())
+    finally:
+        if clean_stop is not None and not clean_stop.database_url:
+            from tally_infra.embedded import stop_embedded
+
+            stop_embedded(clean_stop.data_dir)
     if isinstance(code, int) and code:
         raise typer.Exit(code)
 
@@ -34,10 +95,16 @@ async def _http(rt, settings: Settings, *, ingest: bool, api: bool) -> None:
 
     from tally_api.app import create_app
 
-    config = uvicorn.Config(create_app(rt.services, ingest=ingest, api=api), host=settings.host, port=settings.port,
-                            loop="none", http="httptools", log_level="warning", access_log=False,
-                            limit_concurrency=4096, backlog=4096)
-    await uvicorn.Server(config).serve()
+    config = uvicorn.Config(create_app(rt.services, ingest=ingest, api=api, readiness=rt.readiness),
+                            host=settings.host, port=settings.port, loop="none", http="httptools",
+                            log_level="warning", access_log=False, limit_concurrency=4096, backlog=4096)
+    server = uvicorn.Server(config)
+    serving = asyncio.ensure_future(server.serve())
+    try:
+        await _stop.until(asyncio.shield(serving))  # a stop asked for before uvicorn took the signals over
+    finally:
+        server.should_exit = True
+        await serving
 
 
 @app.command()
@@ -48,25 +115,27 @@ def run() -> None:
     async def main() -> None:
         from tally_infra.accounts import create_account, first_key
 
-        from .runtime import build, start_billing_worker, start_postgres_aggregator
+        from .runtime import build, start_billing_worker, start_postgres_aggregator, watch_aggregator
 
         rt = await build(settings)
-        pool = rt.services.pool
-        found = await first_key(pool)
-        account, key = found if found else await create_account(pool, now=int(time.time()))
-        if not settings.kafka_bootstrap:
-            start_postgres_aggregator(rt)
-        await start_billing_worker(rt)
-        where = settings.database_url and "PostgreSQL at TALLY_DATABASE_URL" or f"embedded PostgreSQL in {settings.data_dir}/pg"
-        print(f"tally is running at http://{settings.host}:{settings.port}  ({where}, {settings.log_backend} log)")
-        print(f"account {account}  test secret key: {key}")
-        print(f"try: curl http://{settings.host}:{settings.port}/v1/billing/meters -u {key}:", flush=True)
         try:
+            pool = rt.services.pool
+            found = await first_key(pool)
+            account, key = found if found else await create_account(pool, now=int(time.time()))
+            if settings.kafka_bootstrap:
+                watch_aggregator(rt)  # the faust aggregator runs on its own (`tally aggregator`)
+            else:
+                start_postgres_aggregator(rt)
+            await start_billing_worker(rt)
+            where = settings.database_url and "PostgreSQL at TALLY_DATABASE_URL" or f"embedded PostgreSQL in {settings.data_dir}/pg"
+            print(f"tally is running at http://{settings.host}:{settings.port}  ({where}, {settings.log_backend} log)")
+            print(f"account {account}  test secret key: {key}")
+            print(f"try: curl http://{settings.host}:{settings.port}/v1/billing/meters -u {key}:", flush=True)
             await _http(rt, settings, ingest=True, api=True)
         finally:
             await rt.close()
 
-    _serve(main)
+    _serve(main, clean_stop=settings)
 
 
 @app.command()
@@ -83,7 +152,7 @@ def serve(service: str = typer.Argument(..., help="api, ingest, or api+ingest"))
         finally:
             await rt.close()
 
-    _serve(main)
+    _serve(main, clean_stop=settings)
 
 
 @app.command()
@@ -121,11 +190,11 @@ def billing() -> None:
         rt = await build(settings)
         try:
             await start_billing_worker(rt)
-            await asyncio.gather(*rt.tasks)
+            await _stop.until(*rt.tasks)
         finally:
             await rt.close()
 
-    _serve(main)
+    _serve(main, clean_stop=settings)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -10,11 +11,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tally_infra.catalog import project_catalog_record
 from tally_infra.price_catalog import create_price_catalog_tables, project_price_catalog_record
-from tally_infra.billing_store import project_events, truncate_billing
+from tally_infra.billing_store import project_isolating, truncate_billing
 from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS, CATALOG, METER_EVENTS, EventLog
 from tally_infra.usage_store import UsageProjector, truncate_usage
 from tally_core.billing.book import USAGE_OBSERVED
-from tally_core.billing.ledger import Ledger
+from tally_core.billing.ledger import BadCommand, Ledger, decode_command
 from tally_core.codec import decode, encode
 
 
@@ -56,7 +57,8 @@ async def replay_billing(pool: asyncpg.Pool, log: EventLog, *, batch: int = 10_0
         async for records in log.scan(BILLING_EVENTS, batch=batch):
             rows = [(r.partition, r.offset, decode(r.value)) for r in records]
             async with pool.acquire() as conn, conn.transaction():
-                await project_events(conn, rows)
+                # The live worker's consumer name: an event it quarantined is quarantined again, not fatal.
+                await project_isolating(conn, rows, consumer="tally-billing", now_ms=int(time.time() * 1000))
             done += len(rows)
             bar.update(task, completed=done)
     return done
@@ -101,7 +103,10 @@ async def redecide_billing(log: EventLog, *, scratch_topic: str, progress: bool 
         async for records in log.scan(BILLING_COMMANDS):
             out = []
             for r in sorted(records, key=lambda r: (r.partition, r.offset)):
-                command = decode(r.value)
+                try:
+                    command = decode_command(r.value, r.partition, log.partition_of)
+                except BadCommand:  # the live worker quarantined it and decided nothing
+                    continue
                 current[0] = command["id"]
                 events, _ = ledger.handle(r.partition, command, usage)
                 for e in events:

@@ -3,12 +3,14 @@
     ApiError (type, code, message, param, http_status, retriable)
     ├── InvalidRequest        400 invalid_request_error
     │   ├── ResourceMissing   404 resource_missing
-    │   └── BodyTooLarge      413 invalid_request_error
+    │   ├── BodyTooLarge      413 invalid_request_error
+    │   └── UnsupportedMediaType 415 invalid_request_error (a body whose Content-Type the route does not take)
     ├── AuthenticationFailed  401 invalid_request_error (Stripe uses this type for bad keys)
     ├── IdempotencyError      400 idempotency_error
     │   └── IdempotencyKeyInUse 409 idempotency_error
     ├── SessionExpired        401 temporary_session_expired (v2 meter event stream)
-    └── InternalError         500 api_error (retriable)
+    ├── InternalError         500 api_error (retriable)
+    └── ServiceUnavailable    503 api_error service_unavailable (retriable: a dependency is down)
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class BodyTooLarge(InvalidRequest):
     http_status = 413
 
 
+class UnsupportedMediaType(InvalidRequest):
+    http_status = 415
+
+
 class AuthenticationFailed(ApiError):
     http_status = 401
     type = "invalid_request_error"
@@ -80,6 +86,17 @@ class SessionExpired(ApiError):
 
 class InternalError(ApiError):
     retriable = True
+
+
+class ServiceUnavailable(ApiError):
+    """PostgreSQL, the broker or the billing worker cannot be reached now; the same request may be retried
+    (with the same identifier or Idempotency-Key, so that a retry can never count twice)."""
+
+    http_status = 503
+    retriable = True
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = "service_unavailable"):
+        super().__init__(message, param=param, code=code)
 
 
 def missing(param: str) -> InvalidRequest:

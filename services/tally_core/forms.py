@@ -1,22 +1,55 @@
-"""Stripe's form encoding: `a[b][c]=1`, `items[0][price]=x`, `expand[]=y` into nested dicts and lists."""
+"""Stripe's form encoding: `a[b][c]=1`, `items[0][price]=x`, `expand[]=y` into nested dicts and lists.
+
+Bytes are percent-decoded and then decoded as strict UTF-8: an invalid sequence is refused naming its
+parameter, never repaired into U+FFFD (two different bad ids must not become one). A hash whose keys are
+exactly the ASCII indexes `0`…`n-1` (written without leading zeros, as the SDKs write them) becomes a list;
+any other keys (`x[00]`, `x[²]`, `metadata[٠]`) stay hash keys, so a route that wants an array refuses them
+by name. `x[]` appends; mixing it with explicit indexes (`x[5]=a&x[][b]=1`) is refused.
+"""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_to_bytes
 
-from .errors import invalid
+from .errors import InvalidRequest, invalid
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PART = re.compile(r"\[([^\[\]]*)\]")
+_INDEX = re.compile(r"0|[1-9][0-9]{0,5}", re.ASCII)
 MAX_DEPTH = 8
 
 
 def parse_form(body: bytes | str) -> dict:
-    """Parse an x-www-form-urlencoded body with bracket notation into nested dicts/lists."""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", errors="strict")
-    return nest(parse_qsl(body, keep_blank_values=True, strict_parsing=False))
+    """Parse an x-www-form-urlencoded body (or query string) with bracket notation into nested dicts/lists."""
+    if isinstance(body, str):
+        try:
+            body = body.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate in an already-decoded string
+            raise InvalidRequest("The request is not valid UTF-8.", code="parameter_invalid") from None
+    return nest(_pairs(body))
+
+
+def _pairs(body: bytes) -> list[tuple[str, str]]:
+    pairs = []
+    for chunk in body.split(b"&"):
+        if not chunk:
+            continue
+        raw_key, _, raw_value = chunk.partition(b"=")
+        key = _decode(raw_key, None)
+        pairs.append((key, _decode(raw_value, key)))
+    return pairs
+
+
+def _decode(raw: bytes, key: str | None) -> str:
+    try:
+        return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        if key is None:
+            shown = raw[:60].decode("ascii", errors="backslashreplace")
+            raise InvalidRequest(f"The parameter name {shown!r} is not valid UTF-8.", param=shown,
+                                 code="parameter_invalid") from None
+        raise invalid(key, "is not valid UTF-8 (the bytes are refused, not repaired).") from None
 
 
 def nest(pairs) -> dict:
@@ -29,14 +62,14 @@ def nest(pairs) -> dict:
         if len(parts) > MAX_DEPTH:
             raise invalid(raw_key, "nested too deeply")
         _insert(root, parts, value, raw_key)
-    return _lists(root)
+    return {k: _lists(v) for k, v in root.items()}  # the top level names parameters, never a list (`0=x`)
 
 
 def _insert(node: dict, parts: list[str], value: str, raw_key: str) -> None:
     for i, part in enumerate(parts[:-1]):
         if part == "":
             # `a[][b]=1&a[][c]=2`: Stripe groups consecutive keys into one element until a key repeats.
-            part = _append_slot(node, parts[i + 1])
+            part = _append_slot(node, parts[i + 1], raw_key)
         child = node.get(part)
         if child is None:
             child = node[part] = {}
@@ -45,16 +78,27 @@ def _insert(node: dict, parts: list[str], value: str, raw_key: str) -> None:
         node = child
     last = parts[-1]
     if last == "":
-        last = str(len(node))
+        last = _next_index(node, raw_key)
     if isinstance(node.get(last), dict):
         raise invalid(raw_key, "conflicts with another parameter of the same name")
     node[last] = value
 
 
-def _append_slot(node: dict, next_part: str) -> str:
+def _next_index(node: dict, raw_key: str) -> str:
+    """The slot `x[]` appends to: only after `x[]` or `x[0]…x[n-1]`, never next to other keys."""
     n = len(node)
-    if n and next_part not in node[str(n - 1)]:
-        return str(n - 1)
+    if any(k != str(i) for i, k in enumerate(node)):
+        raise invalid(raw_key, "cannot mix `[]` with explicit indexes or names in the same array.")
+    return str(n)
+
+
+def _append_slot(node: dict, next_part: str, raw_key: str) -> str:
+    n = len(node)
+    if n:
+        _next_index(node, raw_key)
+        last = node[str(n - 1)]
+        if isinstance(last, dict) and next_part not in last:
+            return str(n - 1)
     return str(n)
 
 
@@ -63,7 +107,7 @@ def _lists(node):
     if not isinstance(node, dict):
         return node
     out = {k: _lists(v) for k, v in node.items()}
-    if out and all(k.isdigit() for k in out):
+    if out and all(_INDEX.fullmatch(k) for k in out):
         idx = sorted(int(k) for k in out)
         if idx == list(range(len(idx))):
             return [out[str(i)] for i in idx]

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from .errors import InvalidRequest, invalid, missing, unknown
 from .meters import Formula, Meter, MeterStatus
+from .strings import MAX_TIMESTAMP, MIN_TIMESTAMP, check_params
 
 RECORDED = "meter_event.recorded"
 CANCELED = "meter_event.canceled"
@@ -24,7 +25,9 @@ DEDUP_WINDOW_MS = 24 * 3600 * 1000
 MAX_PAYLOAD_KEYS = 50
 MAX_PAYLOAD_VALUE = 500
 MAX_IDENTIFIER = 100
-_VALUE = re.compile(r"^-?(\d{1,15})(\.(\d{1,12}))?$")
+# ASCII digits only: `\d` alone would take "٣" and "５" as values.
+_VALUE = re.compile(r"^-?([0-9]{1,15})(\.([0-9]{1,12}))?$", re.ASCII)
+_DIGITS = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
 _IDENTIFIER = re.compile(r"^[\x21-\x7e]{1,100}$")
 _EVENT_PARAMS = {"event_name", "payload", "identifier", "timestamp"}
 
@@ -33,24 +36,31 @@ CustomerNow = Callable[[str], "int | None"]  # customer -> its test clock's time
 
 
 def parse_timestamp(raw, param: str = "timestamp") -> int:
-    """Unix seconds from an int, a digit string (v1 form) or an ISO-8601 string (v2)."""
+    """Unix seconds from an int, an ASCII digit string (v1 form) or an ISO-8601 string (v2), 1970…9999."""
+    ts = _timestamp(raw)
+    if ts is None or not MIN_TIMESTAMP <= ts <= MAX_TIMESTAMP:
+        raise invalid(param, "must be a unix timestamp in seconds or an ISO-8601 time between 1970 and 9999.",
+                      code="parameter_invalid_integer")
+    return ts
+
+
+def _timestamp(raw) -> int | None:
     if isinstance(raw, bool):
-        raise invalid(param, "must be a unix timestamp in seconds or an ISO-8601 time.", code="parameter_invalid_integer")
+        return None
     if isinstance(raw, int):
         return raw
-    if isinstance(raw, str):
+    if isinstance(raw, str) and raw.isascii():
         s = raw.strip()
-        if s.lstrip("-").isdigit() and len(s) <= 12:
+        if re.fullmatch(r"-?[0-9]{1,12}", s):
             return int(s)
         try:
             dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
         except ValueError:
-            pass
-        else:
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=timezone.utc)
-            return int(dt.timestamp())
-    raise invalid(param, "must be a unix timestamp in seconds or an ISO-8601 time.", code="parameter_invalid_integer")
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return int(dt.timestamp())
+    return None
 
 
 def check_value(raw, param: str) -> str:
@@ -60,7 +70,7 @@ def check_value(raw, param: str) -> str:
     s = raw if isinstance(raw, str) else repr(raw)
     m = _VALUE.match(s.strip())
     if not m:
-        digits = re.fullmatch(r"-?\d+(\.\d+)?", s.strip())
+        digits = _DIGITS.fullmatch(s.strip())
         code = "meter_event_value_too_many_digits" if digits else "meter_event_invalid_value"
         raise InvalidRequest(
             f"{param} must be a decimal number with at most 15 integer and 12 fractional digits; got {s[:40]!r}.",
@@ -89,6 +99,7 @@ def validate_event(
     """
     if not isinstance(raw, dict):
         raise invalid(prefix or "event", "must be an object.")
+    check_params(raw, prefix=prefix)  # NDJSON lines and batch elements reach no other edge check
     for key in raw:
         if key not in _EVENT_PARAMS:
             raise unknown(f"{prefix}{key}" if not prefix else f"{prefix}[{key}]")

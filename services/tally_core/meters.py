@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from .billing.params import empty
+from .billing.products import check_expand, expand_of
 from .errors import InvalidRequest, invalid, missing, unknown
 
 
@@ -111,6 +113,7 @@ def create_meter(params: dict, *, id: str, account: str, now: int) -> Meter:
     for key in params:
         if key not in _CREATE_PARAMS:
             raise unknown(key)
+    check_expand(expand_of(params), ())  # a meter has nothing to expand
     display_name = _string(params, "display_name", required=True, max_len=250)
     event_name = _string(params, "event_name", required=True, max_len=100)
     agg = _sub(params, "default_aggregation")
@@ -166,10 +169,12 @@ def update_meter(meter: Meter, params: dict, *, now: int) -> Meter:
                 f"Received unknown parameter: {key}. Only display_name can be updated on a meter.",
                 param=key, code="parameter_unknown",
             )
-    name = _string(params, "display_name", required=False, max_len=250)
-    if name is None:
+    check_expand(expand_of(params), ())
+    if "display_name" not in params:
         return meter
-    return replace(meter, display_name=name, updated=now)
+    if params["display_name"] in (None, ""):
+        raise empty("display_name")  # Stripe: a meter's display_name cannot be unset
+    return replace(meter, display_name=_string(params, "display_name", required=True, max_len=250), updated=now)
 
 
 def deactivate(meter: Meter, *, now: int) -> Meter:

@@ -14,10 +14,15 @@ import asyncpg
 import orjson
 
 from tally_core.aggregation import Usage
+from tally_core.codec import encode
 from tally_core.meters import Formula
 from tally_core.billing.book import USAGE_OBSERVED, Book, from_objects
+from tally_core.billing.ledger import COMMAND_FAILED
 
 from .catalog import MeterCatalog
+from .dead_letters import quarantine
+from .faults import is_retriable
+from .logs.ports import BILLING_EVENTS, LogRecord
 
 # Created with the rest of the schema in `db.create_pool`.
 SCHEMA = """
@@ -47,6 +52,10 @@ create index if not exists billing_invoices_customer on billing_invoices (accoun
 create index if not exists billing_customers_key on billing_customers (key);
 create table if not exists billing_results (
   command_id text primary key, status int not null, body bytea not null, created_ms bigint not null);
+-- Books a tick could not decide (`tally.command_failed` with a retry time), until a decision changes them:
+-- the worker's start-up restores them so its ticks skip them exactly as a re-decision does.
+create table if not exists billing_stuck (
+  key text primary key, retry_at bigint not null, command_id text not null, error text not null);
 """
 
 _ENVELOPE = ("account", "key", "command", "command_offset")  # log-only fields, not part of Stripe's event
@@ -61,11 +70,17 @@ def _clock_of(key: str) -> str | None:
 
 def _rows(records: Iterable[tuple[int, int, dict]]) -> dict[str, dict]:
     """The last state of every object the events touch, per table (later events win)."""
-    tables: dict[str, dict] = {t: {} for t in PROJECTION_TABLES}
+    tables: dict[str, dict] = {t: {} for t in (*PROJECTION_TABLES, "billing_stuck")}
     for partition, offset, e in records:
         kind = e["type"]
         if kind == USAGE_OBSERVED:
             continue
+        if kind == COMMAND_FAILED:  # not a Stripe event: only the mark a failed tick leaves (see Ledger)
+            o = e["data"]["object"]
+            if o.get("retry_at") is not None:
+                tables["billing_stuck"][e["key"]] = (e["key"], o["retry_at"], o["command"], o["error"])
+            continue
+        tables["billing_stuck"][e["key"]] = None  # a decision changed the book: ticks reach it again
         obj, account, key = e["data"]["object"], e["account"], e["key"]
         clock = _clock_of(key)
         data = orjson.dumps(obj).decode()
@@ -106,7 +121,16 @@ _UPSERT = {
 
 async def project_events(conn: asyncpg.Connection, records: Iterable[tuple[int, int, dict]]) -> None:
     """Upsert what (partition, offset, event) records leave behind; one statement per table."""
-    for table, rows in _rows(records).items():
+    tables = _rows(records)
+    stuck = tables.pop("billing_stuck")
+    if stuck:
+        await conn.execute("delete from billing_stuck where key = any($1::text[])",
+                           [k for k, row in stuck.items() if row is None])
+        await conn.executemany(
+            "insert into billing_stuck values ($1, $2, $3, $4) on conflict (key) do update set "
+            "retry_at = excluded.retry_at, command_id = excluded.command_id, error = excluded.error",
+            [row for row in stuck.values() if row is not None])
+    for table, rows in tables.items():
         if not rows:
             continue
         columns, types = _UPSERT[table]
@@ -117,6 +141,36 @@ async def project_events(conn: asyncpg.Connection, records: Iterable[tuple[int, 
         await conn.execute(
             f"insert into {table} ({columns}) select * from unnest({arrays}) on conflict (account, id) {conflict}",
             *[list(col) for col in zip(*rows.values())])
+
+
+async def project_isolating(conn: asyncpg.Connection, records: list[tuple[int, int, dict]], *, consumer: str,
+                            now_ms: int) -> int:
+    """`project_events`, with the events that cannot be projected (a NUL PostgreSQL refuses, a number past
+    bigint) quarantined as `billing-events` dead letters instead; returns how many were. Call inside the
+    transaction that stores the consumer's positions."""
+    try:
+        async with conn.transaction():
+            await project_events(conn, records)
+        return 0
+    except Exception as exc:
+        if is_retriable(exc) or conn.is_closed():
+            raise
+    failed: list[tuple[LogRecord, BaseException]] = []
+    for row in records:  # in log order: each event's upserts land as they would have in the batch
+        try:
+            async with conn.transaction():
+                await project_events(conn, [row])
+        except Exception as exc:
+            if is_retriable(exc) or conn.is_closed():
+                raise
+            failed.append((LogRecord(row[0], row[1], encode(row[2])), exc))
+    await quarantine(conn, consumer, BILLING_EVENTS, failed, now_ms)
+    return len(failed)
+
+
+async def load_stuck(pool: asyncpg.Pool) -> dict[str, int]:
+    """Book key → tick time before which ticks skip it (see `billing_stuck`)."""
+    return {r[0]: r[1] for r in await pool.fetch("select key, retry_at from billing_stuck")}
 
 
 async def save_results(conn: asyncpg.Connection, results: list[tuple[str, int, bytes, int]]) -> None:
@@ -154,7 +208,9 @@ def _stub(data: str) -> dict:
 
 
 async def truncate_billing(conn: asyncpg.Connection) -> None:
-    await conn.execute("truncate " + ", ".join(PROJECTION_TABLES) + ", billing_results")
+    await conn.execute("truncate " + ", ".join(PROJECTION_TABLES) + ", billing_stuck, billing_results")
+    # The rebuild meets the quarantined events again and judges them afresh.
+    await conn.execute("delete from dead_letters where topic = $1", BILLING_EVENTS)
 
 
 async def period_usage(pool: asyncpg.Pool, meters: MeterCatalog,
@@ -220,7 +276,8 @@ async def list_page(pool: asyncpg.Pool, table: str, account: str, filters: dict[
 async def locate(pool: asyncpg.Pool, table: str, account: str, id_: str) -> tuple[dict, str, bool] | None:
     """(object, billing key, deleted) of one projected object, or None."""
     deleted = "deleted" if table in ("billing_customers", "test_clocks") else "false"
-    row = await pool.fetchrow(f"select data, key, {deleted} from {table} where account = $1 and id = $2",
+    key = "null" if table == "billing_events" else "key"  # events span books: they carry no billing key
+    row = await pool.fetchrow(f"select data, {key}, {deleted} from {table} where account = $1 and id = $2",
                               account, id_)
     return (orjson.loads(row[0]), row[1], row[2]) if row else None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from .accounts import KEYS_SCHEMA
 from .billing_store import SCHEMA as BILLING_SCHEMA
 
 SCHEMA = """
@@ -99,17 +100,39 @@ create table if not exists idempotency_keys (
   created_ms bigint not null,
   primary key (account, key)
 );
+
+-- Records a consumer could not process (tally_infra/dead_letters.py): kept, countable, replayable. A row is
+-- written in the same transaction that moves `consumer_offsets` past its record, and deleted by a replay that
+-- applies it.
+create table if not exists dead_letters (
+  consumer text not null,
+  topic text not null,
+  partition int not null,
+  "offset" bigint not null,
+  key bytea,
+  value bytea not null,
+  error text not null,
+  at_ms bigint not null,
+  primary key (consumer, topic, partition, "offset")
+);
 """
 
 USAGE_TABLES = ("meter_event_index", "usage_minutes")
 
 
-async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10, connect_timeout: float = 2.0,
+                      command_timeout: float | None = 60.0) -> asyncpg.Pool:
+    """A pool that survives a PostgreSQL restart: asyncpg replaces a pooled connection found closed on its next
+    acquire, and a connection attempt gives up after `connect_timeout` (asyncpg's default is 60 s), so while
+    the server is down a request fails in about that long rather than waiting; `command_timeout` bounds a
+    statement on a server that stopped answering (None: no bound)."""
+    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, timeout=connect_timeout,
+                                     command_timeout=command_timeout or None)
     async with pool.acquire() as conn:
         # Advisory lock: several processes may start at once against one database.
         async with conn.transaction():
             await conn.execute("select pg_advisory_xact_lock(7421001)")
             await conn.execute(SCHEMA)
             await conn.execute(BILLING_SCHEMA)
+            await conn.execute(KEYS_SCHEMA)  # api_keys columns added since, and the revocation trigger
     return pool

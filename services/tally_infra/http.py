@@ -6,15 +6,18 @@ import base64
 import hashlib
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from tally_core.errors import (
-    ApiError, AuthenticationFailed, BodyTooLarge, IdempotencyError, IdempotencyKeyInUse, InvalidRequest, invalid,
+    ApiError, AuthenticationFailed, BodyTooLarge, IdempotencyError, IdempotencyKeyInUse, InvalidRequest,
+    UnsupportedMediaType, invalid,
 )
 from tally_core.forms import parse_form
+from tally_core.strings import ASCII_INTEGER, check_params
 
 from .accounts import KeyRing
 
@@ -58,7 +61,7 @@ async def authenticate(request: Request, keys: KeyRing) -> str:
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and ASCII_INTEGER.fullmatch(declared) and len(declared) < 20 and int(declared) > limit:
         raise BodyTooLarge(f"Request body is larger than the limit of {limit} bytes.", code="body_too_large")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -69,60 +72,99 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_params(body: bytes, content_type: str, query: str = "") -> dict:
-    """Form (bracket notation) or JSON body; query parameters for GET."""
-    if query and not body:
-        return parse_form(query)
-    if not body or content_type.startswith(("application/x-ndjson", "application/jsonl")):
-        return {}  # NDJSON bodies are read line by line by their route
-    if content_type.startswith("application/json"):
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidRequest(f"Invalid JSON body: {exc}", code="parameter_invalid") from None
-        if not isinstance(data, dict):
-            raise InvalidRequest("The JSON body must be an object.", code="parameter_invalid")
-        return data
+FORM, JSON = "application/x-www-form-urlencoded", "application/json"
+NDJSON = ("application/x-ndjson", "application/jsonl")
+
+
+def media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def parse_params(body: bytes, content_type: str, query: bytes | str = b"", *, ndjson: bool = False,
+                 batch: frozenset[str] = frozenset()) -> dict:
+    """Query string, plus a form (bracket notation) or JSON body, checked by `tally_core.strings`.
+
+    The body's Content-Type is honoured strictly: form or JSON (none at all is read as a form, as Stripe
+    does), NDJSON only where the route reads it line by line (`ndjson=True`); anything else is a 415.
+    `batch` names arrays whose elements the route checks one by one, to report bad ones by index.
+    """
+    params = parse_form(query) if query else {}
+    kind = media_type(content_type)
+    if not body:
+        data: dict = {}
+    elif kind in NDJSON:
+        if not ndjson:
+            raise _unsupported(kind)
+        data = {}  # read line by line by the route
+    elif kind == JSON:
+        data = _json(body)
+    elif kind in (FORM, ""):
+        data = parse_form(body)
+    else:
+        raise _unsupported(kind)
+    for key in data:
+        if key in params:
+            raise invalid(key, "is given both in the query string and in the body.")
+    params.update(data)
+    return check_params(params, skip=batch)
+
+
+def _unsupported(kind: str) -> UnsupportedMediaType:
+    return UnsupportedMediaType(
+        f"Content-Type {kind[:100]!r} is not accepted here; send application/x-www-form-urlencoded or "
+        "application/json.", param="Content-Type", code="unsupported_content_type")
+
+
+def _json(body: bytes) -> dict:
     try:
-        return parse_form(body)
-    except UnicodeDecodeError:
-        raise InvalidRequest("The request body is not valid UTF-8.", code="parameter_invalid") from None
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"Invalid JSON body: {exc}", code="parameter_invalid") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("The JSON body must be an object.", code="parameter_invalid")
+    return data
 
 
 def page_params(params: dict) -> tuple[int, str | None, str | None]:
     raw = params.get("limit", 10)
-    try:
-        limit = int(raw)
-    except (TypeError, ValueError):
-        raise invalid("limit", "must be an integer between 1 and 100.", code="parameter_invalid_integer") from None
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)) or (
+            isinstance(raw, str) and not (ASCII_INTEGER.fullmatch(raw) and len(raw) < 20)):
+        raise invalid("limit", "must be an integer between 1 and 100.", code="parameter_invalid_integer")
+    limit = int(raw)
     if not 1 <= limit <= 100:
         raise invalid("limit", "must be an integer between 1 and 100.", code="parameter_invalid_integer")
     after, before = params.get("starting_after") or None, params.get("ending_before") or None
+    for name, cursor in (("starting_after", after), ("ending_before", before)):
+        if cursor is not None and not isinstance(cursor, str):
+            raise invalid(name, "must be a string (an object id).")
     if after and before:
         raise InvalidRequest("You may only specify one of these parameters: starting_after, ending_before.",
                              param="ending_before", code="parameters_exclusive")
     return limit, after, before
 
 
-def list_object(items: list[dict], params: dict, url: str) -> dict:
-    """Page `items` (already in list order, each with an `id`) the Stripe way."""
+def list_object(items: Sequence, params: dict, url: str, render: Callable[[object], dict] | None = None) -> dict:
+    """Page `items` (already in list order) the Stripe way: dicts with an `id`, or objects with an `.id`
+    that `render` turns into dicts. Only the page is rendered, so a list costs one pass over the ids, and
+    a page of at most 100 objects (`limit`), whatever the size of the list."""
     limit, after, before = page_params(params)
-    ids = [i["id"] for i in items]
-    if after:
-        if after not in ids:
-            raise invalid("starting_after", f"no object with id {after} in this list.", code="resource_missing")
-        start = ids.index(after) + 1
-        page = items[start:start + limit]
-        has_more = start + limit < len(items)
-    elif before:
-        if before not in ids:
-            raise invalid("ending_before", f"no object with id {before} in this list.", code="resource_missing")
-        end = ids.index(before)
-        page = items[max(0, end - limit):end]
-        has_more = end - limit > 0
+    cursor = after or before
+    if cursor:
+        index = next((i for i, x in enumerate(items) if (x["id"] if isinstance(x, dict) else x.id) == cursor), None)
+        if index is None:
+            param = "starting_after" if after else "ending_before"
+            raise invalid(param, f"no object with id {cursor} in this list.", code="resource_missing")
+        if after:
+            page, has_more = items[index + 1:index + 1 + limit], index + 1 + limit < len(items)
+        else:
+            page, has_more = items[max(0, index - limit):index], index - limit > 0
     else:
         page, has_more = items[:limit], len(items) > limit
-    return {"object": "list", "url": url, "has_more": has_more, "data": page}
+    data = [render(x) for x in page] if render else list(page)
+    return {"object": "list", "url": url, "has_more": has_more, "data": data}
+
+
+PENDING = 0  # status stored for a key whose command is in the log without a result yet (body: the command id)
 
 
 class IdempotencyCache:
@@ -143,8 +185,9 @@ class IdempotencyCache:
     def fingerprint(method: str, path: str, body: bytes) -> bytes:
         return hashlib.blake2b(method.encode() + b" " + path.encode() + b"\n" + body, digest_size=16).digest()
 
-    def begin(self, account: str, key: str, fingerprint: bytes) -> tuple[int, bytes] | None:
-        """Return a stored (status, body) to replay, or None after marking the key in flight."""
+    def begin(self, account: str, key: str, fingerprint: bytes) -> "tuple[int, bytes] | str | None":
+        """Return a stored (status, body) to replay, the id of a command still being carried out for this key
+        (the caller waits for its result), or None after marking the key in flight."""
         if len(key) > 255:
             raise invalid("Idempotency-Key", "must be at most 255 characters.")
         slot = (account, key)
@@ -160,6 +203,9 @@ class IdempotencyCache:
                     raise IdempotencyError(
                         f"Keys for idempotent requests can only be used with the same parameters they were first "
                         f"used with. Try using a key other than '{key}' if you meant to execute a different request.")
+                if status == PENDING:
+                    self._entries[slot] = None
+                    return body.decode()
                 return status, body
         self._entries[slot] = None
         return None
@@ -171,6 +217,12 @@ class IdempotencyCache:
         self.unsaved.append((account, key, fingerprint, status, body, now))
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
+
+    def pend(self, account: str, key: str, fingerprint: bytes, command_id: str) -> None:
+        """The request's command is in the log but its answer did not come in time (a 503): a retry with the
+        same key must wait for that command's result, never append a second command (which would, say,
+        create a second customer). Kept like a result, so it survives restarts and reaches other processes."""
+        self.finish(account, key, fingerprint, PENDING, command_id.encode())
 
     def abandon(self, account: str, key: str) -> None:
         """Validation failed before execution: Stripe does not save the key."""
@@ -184,6 +236,10 @@ class IdempotencyCache:
     def take_unsaved(self) -> list:
         rows, self.unsaved = self.unsaved, []
         return rows
+
+    def put_back(self, rows: list) -> None:
+        """A flush failed (the database is away): keep the rows for the next one."""
+        self.unsaved[:0] = rows
 
 
 def _now_ms() -> int:

@@ -8,6 +8,9 @@ log, so a replay decides exactly as the live run did); keeping it per customer k
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import asyncpg
@@ -16,7 +19,13 @@ import orjson
 from tally_core.aggregation import Usage, deltas, dims_key, minute_of
 from tally_core.meter_events import CANCELED, DEDUP_WINDOW_MS, RECORDED
 
+from .dead_letters import ReplayOutcome, dead_letter_key, quarantine, replay
+from .faults import is_retriable
 from .logs.ports import METER_EVENTS, LogRecord
+
+log = logging.getLogger("tally.aggregator")
+# Appends (key, value) pairs to the dead-letter topic; the log port's `append` bound to METER_EVENTS_DEAD.
+DeadLetterSink = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]
 
 _INDEX_INSERT = """
 insert into meter_event_index (account, customer, identifier, received_at, meter, dims, minute, value, ts, seq, is_last)
@@ -62,12 +71,19 @@ where u.account = $1 and u.meter = $2 and u.customer = $3 and u.minute = $4 and 
 
 
 class UsageProjector:
-    """Applies meter-event log records to the usage tables, idempotently, with offsets."""
+    """Applies meter-event log records to the usage tables, idempotently, with offsets.
 
-    def __init__(self, pool: asyncpg.Pool, group_id: str = "tally-aggregator", topic: str = METER_EVENTS):
+    A batch that fails for a reason that is not `retriable` is applied again with its poison isolated:
+    halves are folded in savepoints until the failing records are single, those are quarantined
+    (`dead_letters`, and the `sink` topic) and the offsets move past them in the same transaction."""
+
+    def __init__(self, pool: asyncpg.Pool, group_id: str = "tally-aggregator", topic: str = METER_EVENTS, *,
+                 sink: DeadLetterSink | None = None, clock: Callable[[], float] = time.time):
         self.pool = pool
         self.group_id = group_id
         self.topic = topic
+        self.sink = sink
+        self.clock = clock
 
     async def positions(self) -> dict[int, int]:
         rows = await self.pool.fetch(
@@ -76,10 +92,22 @@ class UsageProjector:
         )
         return {r[0]: r[1] for r in rows}
 
-    async def apply(self, records: list[LogRecord]) -> int:
-        """Apply records (each partition's in offset order); return how many were new to this projection."""
+    async def apply(self, records: list[LogRecord], keys: dict[tuple[int, int], bytes] | None = None) -> int:
+        """Apply records (each partition's in offset order); return how many were new to this projection.
+
+        `keys` ((partition, offset) → record key), where the consumer has them, go into the dead-letter rows."""
         if not records:
             return 0
+        try:
+            return await self._apply(records, None)
+        except Exception as exc:
+            if is_retriable(exc):
+                raise
+            log.warning("a batch of %d meter-event records failed (%s: %s); isolating the poison",
+                        len(records), type(exc).__name__, str(exc)[:200])
+        return await self._apply(records, keys or {})
+
+    async def _apply(self, records: list[LogRecord], isolate: dict | None) -> int:
         parts = sorted({r.partition for r in records})
         async with self.pool.acquire() as conn, conn.transaction():
             # 1. Lock our offset rows (created first, so even a partition's first batch is serialised): a second
@@ -100,7 +128,14 @@ class UsageProjector:
             if not fresh:
                 return 0
             # 2. Fold the records into the projections, in log order per partition.
-            await self._fold(conn, fresh)
+            if isolate is None:
+                await self._fold(conn, fresh)
+            else:
+                failed: list[tuple[LogRecord, BaseException]] = []
+                await self._fold_isolating(conn, fresh, failed)
+                if failed and self.sink is not None:
+                    await self.sink([(dead_letter_key(self.topic, r), bytes(r.value)) for r, _ in failed])
+                await quarantine(conn, self.group_id, self.topic, failed, int(self.clock() * 1000), keys=isolate)
             # 3. Store the next offsets; the commit makes 2 and 3 visible together.
             nexts: dict[int, int] = {}
             for r in fresh:
@@ -112,12 +147,40 @@ class UsageProjector:
             )
         return len(fresh)
 
+    async def _fold_isolating(self, conn: asyncpg.Connection, records: list[LogRecord],
+                              failed: list[tuple[LogRecord, BaseException]]) -> None:
+        """Fold in a savepoint; on a data error fold each half the same way (consecutive sub-batches fold to
+        the same projection as the whole), down to the single records that fail: those go to `failed`."""
+        try:
+            async with conn.transaction():
+                await self._fold(conn, records)
+        except Exception as exc:
+            if is_retriable(exc) or conn.is_closed():
+                raise
+            if len(records) == 1:
+                failed.append((records[0], exc))
+                return
+            mid = len(records) // 2
+            await self._fold_isolating(conn, records[:mid], failed)
+            await self._fold_isolating(conn, records[mid:], failed)
+
+    async def replay_dead_letters(self) -> ReplayOutcome:
+        """Fold this consumer's quarantined records again, in log order (`tally dead-letters replay`).
+
+        A record keeps its log offset as its `last` sequence, so `last` still breaks ties by log order; dedup
+        by identifier applies as it would have (a repeat accepted since makes the replayed one a duplicate).
+        A cancellation later in the log that found nothing to cancel is not applied again."""
+        async def apply_one(conn: asyncpg.Connection, letter) -> None:
+            await self._fold(conn, [letter.record])
+
+        return await replay(self.pool, self.group_id, self.topic, apply_one, now_ms=int(self.clock() * 1000))
+
     async def _fold(self, conn: asyncpg.Connection, records: list[LogRecord]) -> None:
         segment: list[tuple[dict, int]] = []
         seen: set[tuple[str, str, str]] = set()
         for rec in records:
             event = orjson.loads(rec.value)
-            kind = event.get("type")
+            kind = event.get("type") if isinstance(event, dict) else None
             if kind == RECORDED:
                 key = (event["account"], event["customer"], event["identifier"])
                 if key in seen:  # a repeat inside one segment: settle the segment first, then judge it
@@ -129,6 +192,8 @@ class UsageProjector:
                 await self._record(conn, segment)
                 segment, seen = [], set()
                 await self._cancel(conn, event)
+            else:  # nothing else is ever written to meter-events: never skip it silently
+                raise ValueError(f"not a meter-event record (type {kind!r})")
         await self._record(conn, segment)
 
     async def _record(self, conn: asyncpg.Connection, events: list[tuple[dict, int]]) -> None:
@@ -138,7 +203,7 @@ class UsageProjector:
         for e, seq in events:
             for col, v in zip(cols, (
                 e["account"], e["customer"], e["identifier"], e["received_at"], e["meter"], dims_key(e["dimensions"]),
-                minute_of(e["timestamp"]), Decimal(e["value"]), e["timestamp"], seq, e["formula"] == "last",
+                minute_of(e["timestamp"]), _finite(e["value"]), e["timestamp"], seq, e["formula"] == "last",
             )):
                 col.append(v)
         accepted = {(r[0], r[1]) for r in await conn.fetch(_INDEX_INSERT, *cols)}
@@ -167,6 +232,21 @@ class UsageProjector:
             await conn.execute(_RECOMPUTE_LAST, account, meter, customer, minute, dims)
 
 
+MAX_VALUE_EXPONENT = 1000  # digits either side of the point; the edge allows 15 and 12 (meter_events.py)
+
+
+def _finite(value: str) -> Decimal:
+    """A value the projection holds exactly. PostgreSQL's numeric takes NaN and infinities, which would poison
+    every sum they join, and asyncpg silently garbles numbers with more digits than numeric's 131,072."""
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError(f"meter-event value {str(value)[:40]!r} is not a finite number")
+    if number and (number.adjusted() >= MAX_VALUE_EXPONENT or number.as_tuple().exponent < -MAX_VALUE_EXPONENT):
+        raise ValueError(f"meter-event value {str(value)[:40]!r}… has more than {MAX_VALUE_EXPONENT} digits on a "
+                         "side of the point")
+    return number
+
+
 async def locate_event(pool: asyncpg.Pool, account: str, identifier: str) -> tuple[str, int] | None:
     """(customer, received_at) of the newest aggregated event with this identifier, for cancellations."""
     row = await pool.fetchrow(
@@ -177,24 +257,68 @@ async def locate_event(pool: asyncpg.Pool, account: str, identifier: str) -> tup
 
 
 async def usage_buckets(
-    pool: asyncpg.Pool, account: str, meter: str, customer: str, start: int, end: int, width: int,
+    pool: asyncpg.Pool, account: str, meter: str, customer: str, *, origin: int, width: int, lo: int, hi: int,
+    group_by: tuple[str, ...] = (), filters: dict | None = None, with_last: bool = True,
+    after: tuple[int, str] | None = None, before: tuple[int, str] | None = None, limit: int | None = None,
+    digest: str | None = None,
 ) -> list[tuple[int, str, Usage]]:
-    """Roll minutes up into [start, end) buckets of `width` seconds, per dimension set."""
+    """Usage minutes in [lo, hi) rolled up into buckets of `width` seconds counted from `origin`, per group
+    (the JSON text of the `group_by` dimension values, `{}` without grouping), ordered by (bucket, group).
+
+    Filtering, grouping, the cursor (`after`/`before` a (bucket, group), or the group whose `digest` is
+    `left(md5(meter || '|' || group), 10)`, as tally_core.summaries.group_digest computes it) and `limit`
+    all run in SQL, so a page costs the database one range scan and Python only the rows it returns. `last`
+    is taken with DISTINCT ON (a sort PostgreSQL bounds by work_mem), not array_agg (which holds every row).
+    """
+    args: list = [account, meter, customer, origin, width, lo, hi]
+
+    def arg(value) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    where = "account = $1 and meter = $2 and customer = $3 and minute >= $6 and minute < $7"
+    if filters:
+        where += f" and dims::jsonb @> {arg(orjson.dumps(filters).decode())}::jsonb"
+    group = "'{}'::text"
+    if group_by:
+        keys = arg(list(group_by))
+        group = (f"coalesce((select jsonb_object_agg(k, dims::jsonb -> k) from unnest({keys}::text[]) k), "
+                 "'{}'::jsonb)::text")
+    conditions = []
+    if after or before:
+        bucket, grp = after or before
+        conditions.append(f'(s.bucket, s.grp collate "C") {">" if after else "<"} '
+                          f'({arg(bucket)}::bigint, {arg(grp)}::text collate "C")')
+    if digest is not None:
+        conditions.append(f"left(md5($2 || '|' || s.grp), 10) = {arg(digest)}")
+    direction = "desc" if before else "asc"
+    tail = f'order by s.bucket {direction}, s.grp collate "C" {direction}'
+    if limit is not None:
+        tail += f" limit {arg(limit)}"
+    last = ("""select distinct on (bucket, grp) bucket, grp, last_value, last_ts, last_seq from g
+               order by bucket, grp, last_ts desc nulls last, last_seq desc nulls last""" if with_last else
+            "select null::bigint as bucket, null::text as grp, null::numeric as last_value, "
+            "null::bigint as last_ts, null::bigint as last_seq")
     rows = await pool.fetch(
-        """select $4::bigint + ((minute - $4::bigint) / $6::bigint) * $6::bigint as bucket, dims,
-                  sum(value_sum), sum(event_count)::bigint,
-                  (array_agg(last_value order by last_ts desc nulls last, last_seq desc nulls last))[1],
-                  (array_agg(last_ts order by last_ts desc nulls last, last_seq desc nulls last))[1],
-                  (array_agg(last_seq order by last_ts desc nulls last, last_seq desc nulls last))[1]
-           from usage_minutes
-           where account = $1 and meter = $2 and customer = $3 and minute >= $4 and minute < $5
-           group by 1, 2 order by 1, 2""",
-        account, meter, customer, start, end, width,
+        f"""with g as (
+              select $4::bigint + ((minute - $4::bigint) / $5::bigint) * $5::bigint as bucket, {group} as grp,
+                     value_sum, event_count, last_value, last_ts, last_seq
+              from usage_minutes where {where}),
+            s as (select bucket, grp, sum(value_sum) as value_sum, sum(event_count)::bigint as n
+                  from g group by bucket, grp),
+            l as ({last})
+            select s.bucket, s.grp, s.value_sum, s.n, l.last_value, l.last_ts, l.last_seq
+            from s left join l on l.bucket = s.bucket and l.grp = s.grp
+            {"where " + " and ".join(conditions) if conditions else ""} {tail}""",
+        *args,
     )
-    return [(r[0], r[1], Usage(r[2], r[3], r[4], r[5], r[6])) for r in rows]
+    out = [(r[0], r[1], Usage(r[2], r[3], r[4], r[5], r[6])) for r in rows]
+    return out[::-1] if before else out
 
 
 async def truncate_usage(conn: asyncpg.Connection, group_id: str) -> None:
     """Drop the usage projections and their offsets so a replay rebuilds them from offset 0."""
     await conn.execute("truncate meter_event_index, usage_minutes")
     await conn.execute("delete from consumer_offsets where group_id = $1 and topic = $2", group_id, METER_EVENTS)
+    # The rebuild meets the quarantined records again and judges them afresh.
+    await conn.execute("delete from dead_letters where consumer = $1 and topic = $2", group_id, METER_EVENTS)

@@ -111,6 +111,8 @@ class Ingestor:
         now_ms = int(self.clock() * 1000)
         cancel = raw.get("cancel")
         identifier = cancel.get("identifier") if isinstance(cancel, dict) else None
+        if not isinstance(identifier, str):
+            identifier = None  # not looked up: validate_cancel refuses it, naming cancel[identifier]
         found = self._seen.get((account, identifier)) if identifier else None
         if found is None and identifier:
             found = await locate_event(self.pool, account, identifier)

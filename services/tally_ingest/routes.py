@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from tally_core.errors import InvalidRequest, invalid, missing
 from tally_core.meter_events import adjustment_response, event_response
-from tally_infra.http import authenticate, bearer_or_basic, json_response
+from tally_infra.http import NDJSON, authenticate, bearer_or_basic, json_response, media_type
 from tally_api.context import Ctx, endpoint
 
 from . import sessions
@@ -93,7 +93,7 @@ def _batch_response(result: BatchResult) -> Response:
 
 async def meter_event_stream(ctx: Ctx) -> Response:
     """`POST /v2/billing/meter_event_stream`: JSON `{"events": [...]}` (≤100), or NDJSON (≤10,000 lines)."""
-    if ctx.request.headers.get("content-type", "").startswith(("application/x-ndjson", "application/jsonl")):
+    if media_type(ctx.request.headers.get("content-type", "")) in NDJSON:
         return await _ndjson(ctx)
     events = ctx.params.get("events")
     if events is None:
@@ -140,5 +140,7 @@ routes = [
     Route("/v2/billing/meter_events", endpoint(create_meter_event_v2), methods=["POST"]),
     Route("/v2/billing/meter_event_adjustments", endpoint(create_adjustment_v2), methods=["POST"]),
     Route("/v2/billing/meter_event_session", endpoint(create_session), methods=["POST"]),
-    Route("/v2/billing/meter_event_stream", endpoint(meter_event_stream, auth=session_or_key), methods=["POST"]),
+    # Events are checked one by one (tally_core.strings via validate_event) so a bad one is reported by index.
+    Route("/v2/billing/meter_event_stream", endpoint(meter_event_stream, auth=session_or_key, ndjson=True,
+                                                     batch=frozenset({"events"})), methods=["POST"]),
 ]

@@ -74,6 +74,14 @@ async def test_seed_000_usage_based_pricing_on_a_test_clock(api):
     assert (cycle["status"], cycle["total"], cycle["amount_paid"]) == ("paid", 18800, 18800)
     assert [(l["amount"], l["period"]["start"]) for l in cycle["lines"]["data"]] == [
         (10000, ts(2026, 4, 1)), (8800, ts(2026, 3, 1))]
+    # The lines list pages like every list: one line per page, then the next after it.
+    first_line = await ok(await api.get(f"/v1/invoices/{cycle['id']}/lines", params={"limit": 1}))
+    assert ([l["amount"] for l in first_line["data"]], first_line["has_more"]) == ([10000], True)
+    rest = await ok(await api.get(f"/v1/invoices/{cycle['id']}/lines",
+                                  params={"starting_after": first_line["data"][0]["id"]}))
+    assert ([l["amount"] for l in rest["data"]], rest["has_more"]) == ([8800], False)
+    r = await api.get(f"/v1/invoices/{cycle['id']}/lines", params={"limit": "0.5"})
+    assert (r.status_code, r.json()["error"]["param"]) == (400, "limit")
     # All invoices of the clock's customer are hidden from the list-all view (Stripe omits test-clock objects).
     assert (await ok(await api.get("/v1/invoices")))["data"] == []
     events = await ok(await api.get("/v1/events", params={"limit": 100}))
@@ -84,6 +92,8 @@ async def test_seed_000_usage_based_pricing_on_a_test_clock(api):
     assert types[0] == "test_helpers.test_clock.ready"  # newest first
     page = await ok(await api.get("/v1/events", params={"limit": 3, "type": "invoice.paid"}))
     assert [e["type"] for e in page["data"]] == ["invoice.paid"] * 2 and not page["has_more"]
+    r = await api.get("/v1/events", params={"delivery_success": "true"})  # no webhooks yet: refused, not ignored
+    assert (r.status_code, r.json()["error"]["param"]) == (400, "delivery_success")
 
 
 async def test_preview_shows_usage_so_far(api):

@@ -125,3 +125,38 @@ def test_cancel_within_24_hours_only():
         validate_cancel({**raw, "type": "period"}, account="acct_1", meters=METERS.get, locate=lambda _: None,
                         received_ms=received)
     assert err.value.param == "type"
+
+
+@pytest.mark.parametrize("value", ["٣", "５", "²", "1٣", "٣.5", "0.٥"],
+                         ids=["arabic-indic", "fullwidth", "superscript", "mixed", "arabic-int-part", "arabic-fraction"])
+def test_values_are_ascii_decimal_digits_only(value):
+    with pytest.raises(InvalidRequest) as err:
+        validate(event(payload={"stripe_customer_id": "c", "value": value, "model": "m"}))
+    assert (err.value.param, err.value.code) == ("payload[value]", "meter_event_invalid_value")
+
+
+@pytest.mark.parametrize("raw, param", [
+    (event(payload={"stripe_customer_id": "x\x00", "value": "1", "model": "m"}), "events[2][payload][stripe_customer_id]"),
+    (event(payload={"stripe_customer_id": "c", "value": "1", "model": "m\x1f"}), "events[2][payload][model]"),
+    (event(payload={"stripe_customer_id": "c", "value": "1", "model": "m", "k\x00": "v"}), "events[2][payload][k\x00]"),
+    (event(payload={"stripe_customer_id": "c", "value": 2**64, "model": "m"}), "events[2][payload][value]"),
+    (event(event_name="alpaca\x00"), "events[2][event_name]"),
+], ids=["nul-customer", "control-in-dimension", "nul-in-a-key", "value-past-int64", "nul-event-name"])
+def test_strings_the_log_cannot_keep_are_refused_by_their_path(raw, param):
+    """NDJSON lines and batch elements reach only this check, so it is the same one the HTTP edge runs."""
+    with pytest.raises(InvalidRequest) as err:
+        validate(raw, prefix="events[2]")
+    assert err.value.param == param
+
+
+@pytest.mark.parametrize("raw", ["٣", "１٠", -1, 253402300800, 2**63, "9999-12-31T23:59:60Z", "１９７０-01-01"],
+                         ids=lambda v: repr(v)[:20])
+def test_timestamps_outside_1970_to_9999_or_in_other_digits_are_refused(raw):
+    with pytest.raises(InvalidRequest) as err:
+        parse_timestamp(raw)
+    assert (err.value.param, err.value.code) == ("timestamp", "parameter_invalid_integer")
+
+
+def test_timestamps_at_the_edges_of_the_range():
+    assert parse_timestamp("0") == 0 and parse_timestamp(253402300799) == 253402300799
+    assert parse_timestamp("9999-12-31T23:59:59Z") == 253402300799

@@ -58,6 +58,17 @@ def test_only_display_name_can_change():
     assert err.value.param == "event_name"
 
 
+@pytest.mark.parametrize("params, param, code", [
+    ({"display_name": ""}, "display_name", "parameter_invalid_empty"),  # cannot be unset: refused, not ignored
+    ({"display_name": None}, "display_name", "parameter_invalid_empty"),  # JSON null reads like an empty form value
+    ({"expand": ["data.customer"]}, "expand", "parameter_invalid"),  # a meter has nothing to expand
+])
+def test_update_refuses_what_it_cannot_do(params, param, code):
+    with pytest.raises(InvalidRequest) as err:
+        update_meter(make(), params, now=200)
+    assert (err.value.param, err.value.code) == (param, code)
+
+
 def test_deactivate_then_reactivate():
     meter = deactivate(make(), now=300)
     assert meter.status is MeterStatus.INACTIVE and meter.deactivated_at == 300

@@ -162,3 +162,38 @@ async def test_v2_adjustment_has_the_v2_shape(runtime, client):
     body = r.json()
     assert r.status_code == 200 and body["object"] == "v2.billing.meter_event_adjustment"
     assert body["id"].startswith("mea_") and body["created"].endswith("Z") and body["status"] == "pending"
+
+
+async def test_poison_strings_are_refused_per_event_and_the_rest_is_counted(runtime, client):
+    """Issue 7 item 2: a NUL in a payload used to stop aggregation for everyone. Now it is that event's 400 —
+    on v1, in a JSON batch and in an NDJSON line — and the good events around it are aggregated."""
+    meter = await create_meter(client)
+    r = await send_event(client, customer="x\x00")
+    assert r.status_code == 400 and r.json()["error"]["param"] == "payload[stripe_customer_id]"
+    good = {"event_name": "alpaca_ai_tokens", "payload": {"stripe_customer_id": "cus_1", "value": "3"}}
+    batch = [good, {"event_name": "alpaca_ai_tokens", "payload": {"stripe_customer_id": "x\u0000", "value": "1"}},
+             {"event_name": "alpaca_ai_tokens", "payload": {"stripe_customer_id": "cus_1", "value": "٣"}}, good]
+    body = (await client.post("/v2/billing/meter_event_stream", json={"events": batch})).json()
+    assert body["accepted"] == 2
+    assert [(e["index"], e["error"]["param"]) for e in body["errors"]] == [
+        (1, "events[1][payload][stripe_customer_id]"), (2, "events[2][payload][value]")]
+    lines = [orjson.dumps(good), orjson.dumps(batch[1]), b'{"event_name": "alpaca_ai_tokens", "payload": '
+             b'{"stripe_customer_id": "\xff\xfe", "value": "1"}}', b'{"payload": {"a": 18446744073709551615}}']
+    r = await client.post("/v2/billing/meter_event_stream", content=b"\n".join(lines),
+                          headers={"Content-Type": "application/x-ndjson"})
+    body = r.json()
+    assert body["accepted"] == 1
+    assert [(e["index"], e["error"]["param"]) for e in body["errors"]] == [
+        (1, "line[1][payload][stripe_customer_id]"), (2, "line[2]"), (3, "line[3][payload][a]")]
+    await drain_usage(runtime)
+    assert (await summary(client, meter))[0]["aggregated_value"] == 9
+
+
+async def test_ndjson_only_where_it_is_read_line_by_line(client):
+    await create_meter(client)
+    line = orjson.dumps({"event_name": "alpaca_ai_tokens", "payload": {"stripe_customer_id": "c", "value": "1"}})
+    for path in ("/v1/billing/meter_events", "/v2/billing/meter_events"):
+        r = await client.post(path, content=line, headers={"Content-Type": "application/x-ndjson"})
+        assert r.status_code == 415 and r.json()["error"]["param"] == "Content-Type"
+    r = await client.post("/v2/billing/meter_event_stream", content=line, headers={"Content-Type": "text/csv"})
+    assert r.status_code == 415

@@ -68,7 +68,7 @@ def _fields(params: dict) -> dict:
     if "metadata" in params:
         out["metadata"] = p.metadata(params["metadata"])
     if "balance" in params:
-        out["balance"] = p.integer(params["balance"], "balance")
+        out["balance"] = p.balance(params["balance"])
     pm = params.get("payment_method")
     settings = params.get("invoice_settings")
     if settings not in (None, ""):

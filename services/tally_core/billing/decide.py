@@ -412,7 +412,7 @@ def _subscription_update(run: _Run, now: int) -> dict:
             if "quantity" in raw:
                 if item.metered:
                     raise invalid(f"items[{i}][quantity]", "metered prices take no quantity; usage decides it.")
-                q = p.integer(raw["quantity"], f"items[{i}][quantity]", minimum=0)
+                q = p.quantity(raw["quantity"], f"items[{i}][quantity]")
                 # No proration yet: the new quantity is billed from the next period on.
                 items[item.id] = replace(item, next_quantity=None if q == item.quantity else q)
         new = replace(new, items=tuple(items[it.id] for it in new.items))
@@ -467,7 +467,8 @@ def _invoice_pay(run: _Run, now: int) -> dict:
                        next_payment_attempt=None, auto_advance=False)
         run.save_invoice("invoice.paid", paid, now)
         _after_payment(run, paid, now)
-    elif not _collect(run, inv, now, params.get("payment_method"), retry=False):
+    elif not _collect(run, inv, now, p.string(params["payment_method"], "payment_method", max_len=255)
+                      if params.get("payment_method") not in (None, "") else None, retry=False):
         run.error = card_error(run.last_outcome)
     return inv_.to_stripe(run.book.invoices[inv.id])
 

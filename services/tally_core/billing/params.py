@@ -6,13 +6,17 @@ import re
 from decimal import Decimal
 
 from ..errors import InvalidRequest, invalid, unknown
+from ..strings import ASCII_INTEGER, INT64_MAX, INT64_MIN, MAX_TIMESTAMP, MIN_TIMESTAMP
 
-# Stripe: decimal amounts have "at most 12 decimal places". The 15 integer digits are our own overflow guard
-# (same bound as meter event values), not a documented Stripe limit.
+# Stripe: decimal amounts have "at most 12 decimal places".
 MAX_DECIMAL_PLACES = 12
-MAX_INTEGER_DIGITS = 15
-_DECIMAL = re.compile(r"^\d+(?:\.(\d+))?$")
-_INTEGER = re.compile(r"^-?\d+$")
+# Stripe's bound on a unit amount (and tier amounts): 99,999,999 minor units, `unit_amount_decimal` below 10^8.
+# With quantities ≤ MAX_QUANTITY and ≤ 20 items, unit amount × quantity × items stays below 2·10^18 < int64.
+MAX_UNIT_AMOUNT = 99_999_999
+MAX_QUANTITY = 1_000_000_000
+# A customer's balance (credit or debt), in minor units: ±10^11 − 1, far from int64 whatever is added to it.
+MAX_BALANCE = 99_999_999_999
+_DECIMAL = re.compile(r"^[0-9]+(?:\.([0-9]+))?$", re.ASCII)
 # Stripe metadata limits (reference §9): ≤50 keys, key ≤40 chars, value ≤500 chars.
 MAX_METADATA_KEYS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 50, 40, 500
 
@@ -58,21 +62,43 @@ def string(raw, param: str, *, max_len: int = 5000) -> str:
 
 
 def integer(raw, param: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer from an int or an ASCII digit string, within [minimum, maximum] (int64 unless narrower)."""
     if raw == "":
         raise empty(param)
-    if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and _INTEGER.match(raw))):
-        raise invalid(param, f"{raw!r} is not an integer.", code="parameter_invalid_integer")
-    value = int(raw)
-    if minimum is not None and value < minimum:
-        raise invalid(param, f"must be greater than or equal to {minimum}.", code="parameter_invalid_integer")
-    if maximum is not None and value > maximum:
-        raise invalid(param, f"must be less than or equal to {maximum}.", code="parameter_invalid_integer")
+    if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and ASCII_INTEGER.fullmatch(raw))):
+        shown = raw[:40] if isinstance(raw, str) else raw
+        raise invalid(param, f"{shown!r} is not an integer.", code="parameter_invalid_integer")
+    low = INT64_MIN if minimum is None else minimum
+    high = INT64_MAX if maximum is None else maximum
+    # Compare digit counts before int(): a 5,000-digit string costs no CPU and cannot hit int's digit limit.
+    if isinstance(raw, str) and len(raw.lstrip("-").lstrip("0")) > 19:
+        value = -(10**20) if raw.startswith("-") else 10**20
+    else:
+        value = int(raw)
+    if value < low:
+        raise invalid(param, f"must be greater than or equal to {low}.", code="parameter_invalid_integer")
+    if value > high:
+        raise invalid(param, f"must be less than or equal to {high}.", code="parameter_invalid_integer")
     return value
+
+
+def timestamp(raw, param: str) -> int:
+    """Unix seconds from 1970-01-01 to 9999-12-31T23:59:59Z (every time parameter of a request)."""
+    return integer(raw, param, minimum=MIN_TIMESTAMP, maximum=MAX_TIMESTAMP)
+
+
+def quantity(raw, param: str) -> int:
+    """A non-negative item quantity, at most MAX_QUANTITY (so amount × quantity stays within int64)."""
+    return integer(raw, param, minimum=0, maximum=MAX_QUANTITY)
+
+
+def balance(raw, param: str = "balance") -> int:
+    return integer(raw, param, minimum=-MAX_BALANCE, maximum=MAX_BALANCE)
 
 
 def amount(raw, param: str) -> Decimal:
     """An integer minor-unit amount: Stripe's "positive integer … (or 0 for a free price)"."""
-    return Decimal(integer(raw, param, minimum=0, maximum=10**MAX_INTEGER_DIGITS - 1))
+    return Decimal(integer(raw, param, minimum=0, maximum=MAX_UNIT_AMOUNT))
 
 
 def decimal_amount(raw, param: str) -> Decimal:
@@ -85,8 +111,8 @@ def decimal_amount(raw, param: str) -> Decimal:
         raise invalid(param, f"{str(raw)[:40]!r} is not a non-negative decimal number.", code="parameter_invalid_decimal")
     if m.group(1) and len(m.group(1)) > MAX_DECIMAL_PLACES:
         raise invalid(param, f"must have at most {MAX_DECIMAL_PLACES} decimal places.", code="parameter_invalid_decimal")
-    if len(s.split(".")[0].lstrip("0")) > MAX_INTEGER_DIGITS:
-        raise invalid(param, f"must have at most {MAX_INTEGER_DIGITS} integer digits.", code="parameter_invalid_decimal")
+    if len(s.split(".")[0].lstrip("0")) > len(str(MAX_UNIT_AMOUNT)):
+        raise invalid(param, f"must be less than {MAX_UNIT_AMOUNT + 1}.", code="parameter_invalid_decimal")
     return Decimal(s)
 
 

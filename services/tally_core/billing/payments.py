@@ -96,7 +96,7 @@ def _luhn_ok(digits: str) -> bool:
 def payment_method_from_card(number: str) -> str:
     """A deterministic test PaymentMethod id (`pm_card_4242`) for a Stripe test card number."""
     digits = _digits(number)
-    if not digits.isdigit() or not 12 <= len(digits) <= 19 or not _luhn_ok(digits):
+    if not (digits.isascii() and digits.isdigit()) or not 12 <= len(digits) <= 19 or not _luhn_ok(digits):
         raise CardError("Your card number is incorrect.", code="incorrect_number", param="number")
     if digits not in TEST_CARDS:
         raise CardError(LIVE_CARD_IN_TEST_MODE, decline_code="test_mode_live_card", param="number")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from ..errors import InvalidRequest, invalid, missing
+from ..strings import MAX_TIMESTAMP
 from . import params as p
 from .periods import add_interval, period_index
 from .prices import Price
@@ -130,7 +131,7 @@ def validate_items(raw_items, prices: Mapping[str, Price], item_ids: list[str], 
         metered = price.recurring.usage_type == "metered"
         if "quantity" in raw and metered:
             raise invalid(f"items[{i}][quantity]", "metered prices take no quantity; usage decides it.")
-        quantity = None if metered else p.integer(raw.get("quantity", "1"), f"items[{i}][quantity]", minimum=0)
+        quantity = None if metered else p.quantity(raw.get("quantity", "1"), f"items[{i}][quantity]")
         items.append(Item(item_ids[i], price, quantity, now))
     first = items[0].price
     for i, it in enumerate(items):
@@ -152,7 +153,7 @@ def create_subscription(params: dict, *, id: str, customer: str, prices: Mapping
             None, ""):
         raise p.exclusive("billing_cycle_anchor", "billing_cycle_anchor_config")
     if params.get("billing_cycle_anchor") not in (None, ""):
-        anchor = p.integer(params["billing_cycle_anchor"], "billing_cycle_anchor")
+        anchor = p.timestamp(params["billing_cycle_anchor"], "billing_cycle_anchor")
         if anchor < now:
             raise invalid("billing_cycle_anchor", "must be now or in the future.")
     day = None
@@ -167,6 +168,15 @@ def create_subscription(params: dict, *, id: str, customer: str, prices: Mapping
     interval, count = sub.interval
     if day is not None and interval != "month":
         raise invalid("billing_cycle_anchor_config", "is only for monthly prices.")
+    try:
+        natural = add_interval(now, interval, count, 1)
+    except (ValueError, OverflowError):
+        natural = MAX_TIMESTAMP + 1
+    if natural > MAX_TIMESTAMP:  # no date (Stripe's or a datetime's) can name the period's end
+        raise invalid("items", "the first billing period would end after 9999-12-31T23:59:59Z.")
+    if anchor > natural:
+        # Stripe: "billing_cycle_anchor cannot be later than next natural billing date … for plan".
+        raise invalid("billing_cycle_anchor", f"cannot be later than the next natural billing date ({natural}).")
     end = anchor if anchor > now else sub.period_end_after(now)
     return replace(sub, current_period_end=end)
 

@@ -51,7 +51,7 @@ def create_test_clock(params: dict, *, id: str, now: int) -> TestClock:
     p.check_keys(params, {"frozen_time", "name", "expand"})
     if params.get("frozen_time") in (None, ""):
         raise missing("frozen_time")
-    frozen = p.integer(params["frozen_time"], "frozen_time", minimum=0)
+    frozen = p.timestamp(params["frozen_time"], "frozen_time")
     name = p.string(params["name"], "name", max_len=300) if params.get("name") else None
     return TestClock(id=id, created=now, frozen_time=frozen, name=name)
 
@@ -64,7 +64,7 @@ def advance_target(clock: TestClock, params: dict, *, max_step: int | None) -> i
     p.check_keys(params, {"frozen_time", "expand"})
     if params.get("frozen_time") in (None, ""):
         raise missing("frozen_time")
-    target = p.integer(params["frozen_time"], "frozen_time", minimum=0)
+    target = p.timestamp(params["frozen_time"], "frozen_time")
     if clock.status == "advancing":
         raise invalid("frozen_time", "the test clock is still advancing; wait until its status is `ready`.")
     if target <= clock.frozen_time:

@@ -11,10 +11,10 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
-from .ports import LogRecord
+from .ports import BILLING_COMMANDS, CATALOG, METER_EVENTS, LogRecord
 
 
 async def create_topics(bootstrap: str, topics: dict[str, int]) -> list[str]:
@@ -35,9 +35,23 @@ async def create_topics(bootstrap: str, topics: dict[str, int]) -> list[str]:
 
 
 class KafkaLog:
-    def __init__(self, bootstrap: str, partitions: int):
+    """While the broker is unreachable aiokafka keeps a record queued and retries for `request_timeout_ms`
+    (40 s), so a request would hang that long. Instead an append to a topic requests write (`REQUEST_TOPICS`)
+    gives up after `append_timeout` seconds, and once one has failed (or `ping` has), every later append first
+    asks the broker for metadata (bounded by `probe_timeout`) and fails at once while it does not answer.
+
+    A record given up on may still be delivered when the broker returns: the caller was told to retry, and
+    meter events are deduplicated by identifier. `billing-events` is never given up on early: its single writer,
+    the billing worker, must know whether its events landed (its recovery reads them back), so it waits for
+    aiokafka's own delivery timeout."""
+
+    REQUEST_TOPICS = frozenset({METER_EVENTS, CATALOG, BILLING_COMMANDS})
+
+    def __init__(self, bootstrap: str, partitions: int, *, append_timeout: float = 5.0, probe_timeout: float = 1.0):
         self.bootstrap = bootstrap
         self.partitions = partitions
+        self.append_timeout, self.probe_timeout = append_timeout, probe_timeout
+        self._unreachable = False
         self._producer: AIOKafkaProducer | None = None
         self._partitions: dict[str, list[int]] = {}
         self._partitioner = DefaultPartitioner()
@@ -53,8 +67,38 @@ class KafkaLog:
         await self._producer.start()
         return self
 
+    async def ping(self) -> None:
+        """Raises unless the broker answers a metadata request within `probe_timeout` (readiness, probes)."""
+        assert self._producer is not None, "KafkaLog.start() first"
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), self.probe_timeout)
+        except asyncio.TimeoutError:
+            self._unreachable = True
+            raise KafkaTimeoutError(f"the broker did not answer within {self.probe_timeout:g} s") from None
+        except Exception:
+            self._unreachable = True
+            raise
+        self._unreachable = False
+
     async def append(self, topic: str, items: list[tuple[bytes, bytes]]) -> None:
         assert self._producer is not None, "KafkaLog.start() first"
+        if self._unreachable:
+            try:
+                await self.ping()
+            except Exception as exc:
+                raise KafkaConnectionError(f"the broker at {self.bootstrap} is unreachable") from exc
+        bound = self.append_timeout if topic in self.REQUEST_TOPICS else None
+        try:
+            await asyncio.wait_for(self._append(topic, items), bound)
+        except asyncio.TimeoutError:
+            self._unreachable = True
+            raise KafkaTimeoutError(f"the broker did not acknowledge within {self.append_timeout:g} s") from None
+        except KafkaConnectionError:
+            self._unreachable = True
+            raise
+
+    async def _append(self, topic: str, items: list[tuple[bytes, bytes]]) -> None:
+        assert self._producer is not None
         if len(items) == 1:
             await (await self._producer.send(topic, value=items[0][1], key=items[0][0]))
             return

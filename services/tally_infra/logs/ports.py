@@ -10,7 +10,9 @@ METER_EVENTS = "meter-events"
 CATALOG = "catalog"
 BILLING_COMMANDS = "billing-commands"
 BILLING_EVENTS = "billing-events"
-TOPICS = (METER_EVENTS, CATALOG, BILLING_COMMANDS, BILLING_EVENTS)
+# Meter events the aggregator could not fold (tally_infra/dead_letters.py): a feed for operators' tools.
+METER_EVENTS_DEAD = "meter-events.dead-letters"
+TOPICS = (METER_EVENTS, CATALOG, BILLING_COMMANDS, BILLING_EVENTS, METER_EVENTS_DEAD)
 
 
 class LogRecord(NamedTuple):

@@ -27,6 +27,7 @@ class PostgresLog:
         self._flusher: asyncio.Task | None = None
         self._ensured: set[str] = set()
         self._listen_conn = None
+        self._listen_lost = False
         self._appended = asyncio.Event()
 
     async def _ensure_heads(self, topic: str) -> None:
@@ -62,7 +63,10 @@ class PostgresLog:
                     size += len(entry[1])
                 try:
                     await self._write(batch)
-                except BaseException as exc:  # the callers see the failure; nothing was committed
+                except BaseException as exc:
+                    # Every caller of the batch sees the failure (a lost connection: retriable) and the loop goes
+                    # on with the next batch. A failure at commit is ambiguous, the records may be in the log:
+                    # consumers dedup by identifier, so the caller's retry cannot count twice.
                     for _, _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
@@ -143,10 +147,22 @@ class PostgresLog:
         return records
 
     async def wait_for_appends(self, timeout: float) -> None:
-        """Sleep until something is appended (LISTEN/NOTIFY on one held connection) or the timeout passes."""
+        """Sleep until something is appended (LISTEN/NOTIFY on one held connection) or the timeout passes.
+
+        The held connection dies with the server; it is then given back and LISTEN starts again on a fresh one
+        (raising while the server is still down, like any other read). Nothing is missed meanwhile: callers
+        read before they wait."""
+        if self._listen_conn is not None and self._listener_dead():
+            await self._drop_listener()
         if self._listen_conn is None:
-            self._listen_conn = await self.pool.acquire()
-            await self._listen_conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            conn = await self.pool.acquire()
+            try:
+                await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                conn.add_termination_listener(self._on_listener_lost)
+            except BaseException:
+                await self.pool.release(conn)
+                raise
+            self._listen_conn = conn
         try:
             await asyncio.wait_for(self._appended.wait(), timeout)
         except asyncio.TimeoutError:
@@ -156,10 +172,39 @@ class PostgresLog:
     def _on_notify(self, *_args) -> None:
         self._appended.set()
 
+    def _on_listener_lost(self, *_args) -> None:
+        self._listen_lost = True
+        self._appended.set()  # wake the waiter: its next read meets the loss (or the server is back)
+
+    def _listener_dead(self) -> bool:
+        if self._listen_lost:
+            return True
+        try:
+            return self._listen_conn.is_closed()
+        except asyncpg.InterfaceError:  # the pool took the dead connection back already (its proxy is detached)
+            return True
+
+    async def _drop_listener(self) -> None:
+        dead = self._listen_conn is not None and self._listener_dead()
+        conn, self._listen_conn, self._listen_lost = self._listen_conn, None, False
+        if conn is None:
+            return
+        try:
+            if not dead:
+                await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+        finally:
+            await self.pool.release(conn)  # a no-op for a dead one: the pool reclaimed it and will reconnect
+
+    async def ping(self) -> None:
+        """Raises if the log's tables cannot be read now (readiness)."""
+        await self.pool.fetchval("select 1 from log_heads limit 1")
+
     async def close(self) -> None:
         if self._flusher:
             self._flusher.cancel()
-        if self._listen_conn is not None:
-            await self._listen_conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-            await self.pool.release(self._listen_conn)
-            self._listen_conn = None
+        # Appends still queued would otherwise wait forever on a flusher that is gone.
+        while self._pending:
+            _, _, fut = self._pending.popleft()
+            if not fut.done():
+                fut.set_exception(ConnectionAbortedError("the log was closed before this append was written"))
+        await self._drop_listener()

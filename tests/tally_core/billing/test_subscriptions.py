@@ -89,3 +89,18 @@ def test_customer_on_a_test_clock_is_created_at_clock_time():
     with pytest.raises(InvalidRequest) as err:
         update_customer(c, {"test_clock": "clock_2"})
     assert err.value.param == "test_clock"
+
+
+def test_the_anchor_is_at_most_one_natural_period_away_and_periods_end_by_9999():
+    """Stripe refuses an anchor later than the next natural billing date; a period that would end after
+    9999-12-31 cannot be named by any date, so it is refused rather than left to fail in the worker."""
+    with pytest.raises(InvalidRequest) as err:
+        subscribe([{"price": "price_license"}], billing_cycle_anchor="10000000000000")
+    assert err.value.param == "billing_cycle_anchor"
+    with pytest.raises(InvalidRequest) as err:
+        subscribe([{"price": "price_license"}], billing_cycle_anchor=str(NOW + 400 * 86_400))
+    assert err.value.param == "billing_cycle_anchor" and "natural billing date" in err.value.message
+    with pytest.raises(InvalidRequest) as err:
+        create_subscription({"customer": "cus_1", "items": [{"price": "price_license"}]}, id="sub_9999",
+                            customer="cus_1", prices=PRICES, item_ids=["si_1"], now=253_402_300_000)
+    assert err.value.param == "items"
