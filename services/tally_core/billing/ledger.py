@@ -144,7 +144,8 @@ class Ledger:
             "id": _id("evt", command["id"], book.key, "failed"), "object": "event", "type": COMMAND_FAILED,
             "created": command["at"], "api_version": None, "livemode": False, "pending_webhooks": 0,
             "request": {"id": command.get("request_id"), "idempotency_key": command.get("idempotency_key")},
-            "account": book.account, "key": book.key, "command": command["id"], "data": {"object": {"object": "tally.command_failure", "command": command["id"],
+            "account": book.account, "key": book.key, "command": command["id"],
+            "data": {"object": {"object": "tally.command_failure", "command": command["id"],
                                 "command_type": command["type"], "book": book.key, "error": failure_text(exc),
                                 "retry_at": retry_at}}})
         if tick and book.key in self.books:
