@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -12,7 +14,7 @@ from tally_core.errors import ApiError, InvalidRequest, ServiceUnavailable
 from tally_infra.health import Readiness, postgres_check, unavailable
 from tally_infra.http import error_response, json_response
 
-from .context import Services
+from .context import REQUEST_ID, Services
 
 
 async def _health(request: Request) -> Response:
@@ -86,6 +88,28 @@ class _Unavailable:
             await error_response(err)(scope, receive, send)
 
 
+class _RequestId:
+    """Every response carries a `Request-Id` (Stripe's header, ARCHITECTURE "Interfaces"); a billing command
+    records it, so the events it causes name the request (`request.id`, as Stripe's events do)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = scope[REQUEST_ID] = "req_" + secrets.token_hex(7)
+
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"request-id", request_id.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
 def create_app(services: Services, *, ingest: bool = True, api: bool = True,
                readiness: Readiness | None = None) -> Starlette:
     from tally_ingest.routes import routes as ingest_routes
@@ -103,7 +127,7 @@ def create_app(services: Services, *, ingest: bool = True, api: bool = True,
     app_undeclared = contracts.attach(routes)  # tests/tally_api/test_openapi.py requires it to be empty
     routes.append(Route("/openapi.json", lambda r: json_response(openapi.document(routes))))
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found, 500: _server_error},
-                    middleware=[Middleware(_Unavailable)])
+                    middleware=[Middleware(_RequestId), Middleware(_Unavailable)])
     app.state.services = services
     app.state.undeclared = app_undeclared
     if readiness is None:

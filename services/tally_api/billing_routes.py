@@ -20,7 +20,7 @@ from tally_core.ids import new_id
 from tally_infra import billing_store as store
 from tally_infra.http import list_object, page_params
 
-from .context import Ctx, endpoint
+from .context import REQUEST_ID, Ctx, endpoint
 
 _LIST = {"limit", "starting_after", "ending_before", "expand"}
 _ENDED = ("canceled", "incomplete_expired")
@@ -36,7 +36,7 @@ async def _submit(ctx: Ctx, key: str, kind: str, object_id: str | None, params: 
     check_command(kind, params, object_id=object_id, account=ctx.account, now=ctx.now())
     return await ctx.services.billing.submit(
         ctx.account, key, kind, object_id=object_id, params=params,
-        request_id=ctx.request.headers.get("request-id"),
+        request_id=ctx.request.scope.get(REQUEST_ID),
         idempotency_key=ctx.request.headers.get("idempotency-key"), **extra)
 
 

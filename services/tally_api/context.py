@@ -29,6 +29,7 @@ from . import contracts
 from .billing_gateway import BillingGateway, CommandPending
 
 log = logging.getLogger("tally.api")
+REQUEST_ID = "tally.request_id"  # the ASGI scope key under which the app's middleware keeps the Request-Id
 
 
 @dataclass

@@ -116,3 +116,21 @@ async def test_openapi_lists_what_is_served(client):
     assert {"post", "get"} <= set(doc["paths"]["/v1/billing/meters"])
     assert "post" in doc["paths"]["/v2/billing/meter_event_stream"]
     assert "get" in doc["paths"]["/v1/billing/meters/{id}/event_summaries"]
+
+
+async def test_every_response_carries_a_request_id_and_billing_events_name_it(runtime, client):
+    from tally_cli.runtime import start_billing_worker
+
+    await start_billing_worker(runtime)
+    answers = [await client.get("/v1/billing/meters"), await client.get("/v1/customers/cus_missing"),
+               await client.delete("/v1/customers"), await client.post("/v1/customers", data={"name": "a\x00b"})]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime.services)),
+                                 base_url="http://t") as anon:
+        answers.append(await anon.get("/v1/billing/meters"))
+    assert [r.status_code for r in answers] == [200, 404, 405, 400, 401]
+    ids = [r.headers["request-id"] for r in answers]
+    assert all(i.startswith("req_") and len(i) == 18 for i in ids) and len(set(ids)) == len(ids)
+    # Stripe's events carry the request that caused them.
+    created = await client.post("/v1/customers", data={"name": "Jenny"})
+    event = (await client.get("/v1/events", params={"type": "customer.created"})).json()["data"][0]
+    assert event["request"]["id"] == created.headers["request-id"]
