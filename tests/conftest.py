@@ -180,4 +180,4 @@ def server(db_url, tmp_path):
         yield base, key
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.wait(30)  # uvicorn's graceful shutdown is bounded at 5 s, then the runtime and PostgreSQL close

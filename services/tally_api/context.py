@@ -79,7 +79,7 @@ def endpoint(handler: Handler, *, auth: Callable | None = None, ndjson: bool = F
             body = await read_body(request, services.settings.max_body_bytes) if request.method != "GET" else b""
             params = parse_params(body, request.headers.get("content-type", ""),
                                   request.scope.get("query_string", b""), ndjson=ndjson, batch=batch)
-            contracts.check(contracts.contract_for(route, request.method), params)  # task E: declared names/shapes
+            contracts.check(contracts.contract_for(route, request.method), params)  # the route's declared names and shapes
             params.update(_path_params(request))
             key = request.headers.get("idempotency-key") if request.method == "POST" else None
             if key:

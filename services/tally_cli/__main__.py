@@ -97,7 +97,9 @@ async def _http(rt, settings: Settings, *, ingest: bool, api: bool) -> None:
 
     config = uvicorn.Config(create_app(rt.services, ingest=ingest, api=api, readiness=rt.readiness),
                             host=settings.host, port=settings.port, loop="none", http="httptools",
-                            log_level="warning", access_log=False, limit_concurrency=4096, backlog=4096)
+                            log_level="warning", access_log=False, limit_concurrency=4096, backlog=4096,
+                            # A stop must not wait on idle keep-alive clients or a billing call's long wait.
+                            timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     serving = asyncio.ensure_future(server.serve())
     try:
