@@ -19,48 +19,69 @@ try:  # aiokafka marks its own transient errors (`retriable = True`): connection
 except ImportError:  # pragma: no cover - aiokafka is a dependency
     KafkaError = KafkaTimeoutError = ()  # type: ignore[assignment,misc]
 
-_RETRIABLE = (
+# A dependency that cannot be reached: the outage a request is answered 503 for (`health.unavailable`), and
+# the first thing a worker loop waits out.
+_LOST = (
     asyncpg.PostgresConnectionError,           # class 08: connection lost, refused, failed
     asyncpg.exceptions.OperatorInterventionError,  # class 57: admin/crash shutdown, cannot connect now, canceled
-    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full, out of memory
+    asyncpg.exceptions.TooManyConnectionsError,
+    # asyncpg, on a connection that died mid-statement ("cannot switch to state …"): the connection's fault.
+    asyncpg.exceptions.InternalClientError,
+    OSError,  # sockets: refused, reset, unreachable; a unix socket gone with its server (file errors elsewhere
+    #           do not reach the loops, and a request meeting one is told to retry, which is harmless)
+    TimeoutError,  # asyncio.TimeoutError is TimeoutError since Python 3.11
+    asyncio.TimeoutError,
+)
+# What else a worker loop waits out: it heals by itself, but it is no outage to report to a client.
+_TRANSIENT = (
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53: disk full, out of memory
     asyncpg.exceptions.TransactionRollbackError,   # class 40: serialization failure, deadlock
     asyncpg.exceptions.ReadOnlySQLTransactionError,  # a standby during a failover
     asyncpg.exceptions.InvalidCachedStatementError,  # the schema changed under a prepared statement
     # Class 42 (undefined table or column, privileges): our statements are fixed text, so a record can never
     # cause one; the deployment is wrong, and quarantining every record until it is fixed would be worse.
     asyncpg.exceptions.SyntaxOrAccessError,
-    ConnectionError,
-    TimeoutError,  # asyncio.TimeoutError is TimeoutError since Python 3.11
-    asyncio.TimeoutError,
 )
+
+
+def _chain(exc: BaseException | None):
+    """`exc` and what caused it (at most 8 links)."""
+    for _ in range(8):
+        if exc is None:
+            return
+        yield exc
+        exc = exc.__cause__ or exc.__context__
 
 
 def is_retriable(exc: BaseException) -> bool:
     """True when `exc` (or what caused it) is infrastructure that may come back, not a bad record."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if _retriable_one(exc):
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
+    return any(lost_connection(e) or _transient(e) for e in _chain(exc))
+
+
+def is_lost(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) says a dependency cannot be reached right now."""
+    return any(lost_connection(e) for e in _chain(exc))
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """One exception (not its causes): PostgreSQL or the broker cannot be reached."""
+    if isinstance(exc, _LOST):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError) and not isinstance(exc, asyncpg.exceptions.DataError):
+        text = str(exc)
+        return "connection" in text and ("closed" in text or "lost" in text or "released" in text)
+    if KafkaError and isinstance(exc, KafkaError):
+        return bool(getattr(exc, "retriable", False)) or isinstance(exc, KafkaTimeoutError)
     return False
 
 
-def _retriable_one(exc: BaseException) -> bool:
-    if isinstance(exc, _RETRIABLE):
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, _TRANSIENT):
         return True
     if isinstance(exc, asyncpg.InterfaceError):
-        # "connection is closed", "pool is closing", "another operation is in progress" after a cut: all
-        # about the connection. An InterfaceError about an argument is a DataError subclass, caught above.
+        # "pool is closing", "another operation is in progress" after a cut: about the connection, never the
+        # record. An InterfaceError about an argument is a DataError subclass.
         return not isinstance(exc, asyncpg.exceptions.DataError)
-    if isinstance(exc, asyncpg.exceptions.InternalClientError):
-        # asyncpg, on a connection that died mid-statement ("cannot switch to state …"): the connection's fault
-        # (health.py treats it as an outage too), never the record's.
-        return True
-    if isinstance(exc, OSError):  # sockets: refused, reset, unreachable (file errors do not reach the loops)
-        return True
-    if KafkaError and isinstance(exc, KafkaError):
-        return bool(getattr(exc, "retriable", False)) or isinstance(exc, KafkaTimeoutError)
     # Our own error tree (tally_core.errors) and collaborators' "unavailable" errors say so themselves.
     return getattr(exc, "retriable", False) is True
 

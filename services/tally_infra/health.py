@@ -4,8 +4,9 @@ A request that meets a lost connection (PostgreSQL killed or restarting, the bro
 at once with 503 `service_unavailable` and `Stripe-Should-Retry: true`: nothing about the request was wrong,
 and the same request (with the same identifier or Idempotency-Key) may be sent again.
 
-This is narrower than `faults.is_retriable` (what a worker loop waits out): a serialization conflict or a
-schema error is retried by the workers, but it is no outage to report to a client.
+Which failures are outages is `faults.is_lost`, the one list of them; it is narrower than
+`faults.is_retriable` (what a worker loop waits out): a serialization conflict or a schema error is retried
+by the workers, but it is no outage to report to a client.
 
 Readiness names what is missing. The checks run in the background every second (`Readiness.problems`, from
 the runtime), so code on a request's path (the billing gateway) can ask "is the billing worker known to be
@@ -24,39 +25,16 @@ from aiokafka import errors as kafka_errors
 
 from tally_core.errors import ServiceUnavailable
 
+from .faults import is_lost
+
 log = logging.getLogger("tally.health")
 
 Check = Callable[[], Awaitable["str | None"]]  # None when healthy, else why not
 
 
-def _lost_connection(exc: BaseException) -> bool:
-    if isinstance(exc, (OSError, asyncio.TimeoutError)):  # refused, reset, connect timeout
-        return True
-    if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
-                        asyncpg.exceptions.TooManyConnectionsError)):
-        return True  # includes admin/crash shutdown and "the database system is starting up"
-    if isinstance(exc, asyncpg.InterfaceError):
-        text = str(exc)
-        return "connection" in text and ("closed" in text or "lost" in text or "released" in text)
-    if isinstance(exc, asyncpg.exceptions.InternalClientError):
-        # asyncpg, on a connection that died mid-statement, as the pool resets it ("cannot switch to state …;
-        # another operation is in progress"): the connection's fault, never the request's.
-        return True
-    if isinstance(exc, kafka_errors.KafkaError):
-        return bool(getattr(exc, "retriable", False)) or isinstance(
-            exc, (kafka_errors.KafkaConnectionError, kafka_errors.NoBrokersAvailable, kafka_errors.KafkaTimeoutError))
-    return False
-
-
 def is_unavailable(exc: BaseException) -> bool:
     """True if `exc` (or what caused it) says a dependency cannot be reached, not that the request was bad."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, ServiceUnavailable) or _lost_connection(exc):
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
+    return isinstance(exc, ServiceUnavailable) or is_lost(exc)
 
 
 def unavailable(exc: BaseException) -> ServiceUnavailable | None:
