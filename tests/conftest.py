@@ -143,6 +143,19 @@ async def client(runtime):
         yield c
 
 
+@pytest.fixture
+async def billing_client(runtime):
+    """Like `client`, with the billing worker and the aggregator running in-process, as in `tally run`."""
+    from tally_api.app import create_app
+    from tally_cli.runtime import start_billing_worker, start_postgres_aggregator
+
+    start_postgres_aggregator(runtime)
+    await start_billing_worker(runtime)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime.services)),
+                                 base_url="http://tally.test", auth=(runtime.key, "")) as c:
+        yield c
+
+
 async def drain_usage(rt) -> int:
     """Run the aggregator over everything appended so far (Postgres log)."""
     from tally_aggregator.postgres_loop import drain

@@ -145,9 +145,10 @@ async def log_ends(bootstrap: str, timeout: float = 10.0) -> dict[int, int]:
         await consumer.stop()
 
 
-async def read_log(bootstrap: str, start: dict[int, int] | None = None,
-                   timeout: float = 30.0) -> tuple[dict[int, int], list[tuple[int, int, dict]]]:
-    """Every meter-events record from `start` on as (partition, offset, record) in log order, and the ends."""
+async def read_log(bootstrap: str, start: dict[int, int] | None = None, timeout: float = 30.0,
+                   parse=orjson.loads) -> tuple[dict[int, int], list[tuple[int, int, dict]]]:
+    """Every meter-events record from `start` on as (partition, offset, parsed value) in log order, and the
+    ends (the high watermarks)."""
     consumer, tps = await _consumer(bootstrap)
     try:
         for tp in tps:
@@ -157,7 +158,7 @@ async def read_log(bootstrap: str, start: dict[int, int] | None = None,
         while True:
             got = await consumer.getmany(timeout_ms=200, max_records=20_000)
             for tp, msgs in got.items():
-                out.extend((tp.partition, m.offset, orjson.loads(m.value)) for m in msgs)
+                out.extend((tp.partition, m.offset, parse(m.value)) for m in msgs)
             highs = {tp: consumer.highwater(tp) for tp in tps}
             if not got and all(h is not None for h in highs.values()):
                 if all([await consumer.position(tp) >= highs[tp] for tp in tps]):

@@ -30,7 +30,7 @@ from tally_infra.usage_store import UsageProjector
 from tests.conftest import tally_bin, tally_env
 from tests.reference import only_last_meaningful, projected_usage, reference_usage
 from tests.tally_aggregator.test_kafka_aggregator import (  # noqa: F401 - procs is a fixture
-    ASSIGNED, _consumer, procs, start_aggregator, wait_consumed, wait_until)
+    ASSIGNED, procs, read_log, start_aggregator, wait_consumed, wait_until)
 from tests.workload import workload
 
 GROUP = "tally-aggregator"
@@ -126,25 +126,8 @@ async def scan_all(log) -> list[tuple[int, int, bytes]]:
 
 
 async def read_raw(bootstrap: str, timeout: float = 30.0) -> tuple[dict[int, int], list[tuple[int, int, bytes]]]:
-    """Every meter-events record on Kafka as (partition, offset, value), to the high watermarks (see
-    test_kafka_aggregator.read_log, which parses every value: poison does not parse)."""
-    consumer, tps = await _consumer(bootstrap)
-    try:
-        for tp in tps:
-            consumer.seek(tp, 0)
-        out: list[tuple[int, int, bytes]] = []
-        deadline = time.monotonic() + timeout
-        while True:
-            got = await consumer.getmany(timeout_ms=200, max_records=20_000)
-            for tp, msgs in got.items():
-                out.extend((tp.partition, m.offset, m.value) for m in msgs)
-            highs = {tp: consumer.highwater(tp) for tp in tps}
-            if not got and all(h is not None for h in highs.values()):
-                if all([await consumer.position(tp) >= highs[tp] for tp in tps]):
-                    return {tp.partition: highs[tp] for tp in tps}, out
-            assert time.monotonic() < deadline, "could not read meter-events to its end"
-    finally:
-        await consumer.stop()
+    """Every meter-events record on Kafka as (partition, offset, value): poison does not parse."""
+    return await read_log(bootstrap, timeout=timeout, parse=bytes)
 
 
 async def run_until_consumed(log, projector: UsageProjector, ends: dict[int, int], **kw) -> None:

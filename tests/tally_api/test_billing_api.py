@@ -8,8 +8,6 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from tally_api.app import create_app
-from tally_cli.runtime import start_billing_worker, start_postgres_aggregator
 from tally_infra.accounts import create_account
 from tests.factories import create_meter
 
@@ -19,12 +17,8 @@ def ts(y, m, d, h=0):
 
 
 @pytest.fixture
-async def api(runtime):
-    start_postgres_aggregator(runtime)
-    await start_billing_worker(runtime)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime.services)),
-                                 base_url="http://tally.test", auth=(runtime.key, "")) as c:
-        yield c
+def api(billing_client):
+    return billing_client
 
 
 async def ok(r: httpx.Response) -> dict:

@@ -100,12 +100,8 @@ ROWS = [
 
 
 @pytest.fixture
-async def api(runtime):
-    start_postgres_aggregator(runtime)
-    await start_billing_worker(runtime)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime.services)),
-                                 base_url="http://tally.test", auth=(runtime.key, "")) as c:
-        yield c
+def api(billing_client):
+    return billing_client
 
 
 @pytest.fixture
