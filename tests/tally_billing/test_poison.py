@@ -20,7 +20,7 @@ import pytest
 from tally_api.app import create_app
 from tally_api.billing_gateway import RefusedCommand
 from tally_billing.worker import BillingWorker
-from tally_cli.replay import redecide_billing
+from tally_cli.replay import redecide_billing, replay_billing
 from tally_cli.runtime import build, start_billing_worker, start_postgres_aggregator
 from tally_core.billing import ledger as ledger_module
 from tally_core.billing.ledger import COMMAND_FAILED
@@ -31,7 +31,7 @@ from tally_infra.dead_letters import count_dead_letters, list_dead_letters
 from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS
 from tally_infra.settings import Settings
 from tests.factories import create_meter, send_event
-from tests.tally_cli.test_billing_replay import kafka_aggregator
+from tests.tally_cli.test_billing_replay import kafka_aggregator, snapshot
 
 DAY = 86_400
 
@@ -126,6 +126,12 @@ async def wait_for(predicate, timeout: float, what: str):
             return got
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def projections(pool) -> dict:
+    """Every billing projection row, with the stuck marks (a projection of `tally.command_failed` too)."""
+    return {**await snapshot(pool),
+            "billing_stuck": [tuple(r) for r in await pool.fetch("select * from billing_stuck order by key")]}
 
 
 async def test_poison_commands_are_refused_alone_and_a_failing_book_does_not_stop_a_tick(runtime, api, clock,
@@ -227,6 +233,10 @@ async def test_poison_commands_are_refused_alone_and_a_failing_book_does_not_sto
     await scratch_topics(rt, "billing-events-redecide", "billing-events-redecide-2")
     result = await redecide_billing(rt.services.log, scratch_topic="billing-events-redecide")
     assert result.first_difference is None
+    # Rebuilding from billing-events gives the same rows, the stuck mark included.
+    before = await projections(pool)
+    await replay_billing(pool, rt.services.log)
+    assert await projections(pool) == before
 
     # Fixed: an hour of tick time later the book is tried again and renews.
     monkeypatch.setattr(ledger_module, "decide", real_decide)
