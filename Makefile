@@ -17,7 +17,8 @@ run: install  ## start every service in one process on embedded PostgreSQL
 test: install  ## the whole test suite (starts embedded PostgreSQL and the tansu broker itself)
 	$(BIN)/pytest -q
 
-bench: install
+bench: install  ## the benchmark (~5 min; `tally bench --quick` for ~2 min); needs the bench extra
+	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/tally bench
 
 schemas: install

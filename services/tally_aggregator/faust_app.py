@@ -54,7 +54,7 @@ from tally_infra.faults import Backoff
 from tally_infra.logs.kafka_log import create_topics
 from tally_infra.logs.ports import METER_EVENTS, METER_EVENTS_DEAD, TOPICS, LogRecord
 from tally_infra.settings import Settings
-from tally_infra.usage_store import UsageProjector
+from .store import SCHEMA as USAGE_SCHEMA, UsageProjector
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class _Projection:
     async def get(self) -> UsageProjector:
         async with self._lock:
             if self._projector is None:
-                pool = await create_pool(self.database_url)
+                pool = await create_pool(self.database_url, schemas=[USAGE_SCHEMA])
                 self._projector = UsageProjector(pool, self.group_id, METER_EVENTS, sink=self.sink)
             return self._projector
 

@@ -11,19 +11,19 @@ import asyncio
 import logging
 
 from tally_infra.faults import Backoff
-from tally_infra.logs.ports import METER_EVENTS, METER_EVENTS_DEAD
-from tally_infra.logs.postgres_log import PostgresLog
-from tally_infra.usage_store import UsageProjector
+from tally_infra.logs.ports import METER_EVENTS, METER_EVENTS_DEAD, LocalLog
+
+from .store import UsageProjector
 
 log = logging.getLogger(__name__)
 
 
-async def _start(log_: PostgresLog, projector: UsageProjector) -> dict[int, int]:
+async def _start(log_: LocalLog, projector: UsageProjector) -> dict[int, int]:
     """Every partition's next offset: the projection's stored one, or 0."""
     return {p: 0 for p in range(log_.partitions)} | await projector.positions()
 
 
-def with_dead_letter_topic(log_: PostgresLog, projector: UsageProjector) -> UsageProjector:
+def with_dead_letter_topic(log_: LocalLog, projector: UsageProjector) -> UsageProjector:
     """Quarantined meter events also go to `meter-events.dead-letters` on this log."""
     if projector.sink is None:
         async def sink(items: list[tuple[bytes, bytes]]) -> None:
@@ -33,7 +33,7 @@ def with_dead_letter_topic(log_: PostgresLog, projector: UsageProjector) -> Usag
     return projector
 
 
-async def run_postgres_aggregator(log_: PostgresLog, projector: UsageProjector, *, batch: int = 5000,
+async def run_postgres_aggregator(log_: LocalLog, projector: UsageProjector, *, batch: int = 5000,
                                   stop: asyncio.Event | None = None, idle_wait: float = 0.2) -> None:
     """Consume until `stop` is set. Positions come from the projection's own stored offsets."""
     stop = stop or asyncio.Event()
@@ -61,7 +61,7 @@ async def run_postgres_aggregator(log_: PostgresLog, projector: UsageProjector, 
             await backoff.wait(exc)
 
 
-async def drain(log_: PostgresLog, projector: UsageProjector, *, batch: int = 5000) -> int:
+async def drain(log_: LocalLog, projector: UsageProjector, *, batch: int = 5000) -> int:
     """Apply everything in the log now; return how many records were new (used by replay and tests)."""
     with_dead_letter_topic(log_, projector)
     positions = await _start(log_, projector)

@@ -22,10 +22,12 @@ from collections.abc import Callable
 import asyncpg
 import orjson
 
+from tally_core.billing.commands import VERSION as COMMAND_VERSION
 from tally_core.codec import encode
 from tally_core.errors import ApiError, ServiceUnavailable
 from tally_core.ids import new_id
-from tally_infra.health import Readiness, unavailable
+from tally_edge.health import Readiness, unavailable
+from tally_edge.idempotency import CommandPending
 from tally_infra.logs.ports import BILLING_COMMANDS, EventLog
 
 
@@ -61,7 +63,7 @@ class BillingGateway:
                      params: dict | None = None, request_id: str | None = None,
                      idempotency_key: str | None = None, **extra) -> dict:
         """Append one command and return the worker's answer (or raise its refusal)."""
-        cmd = {"id": new_id("cmd"), "type": kind, "account": account, "key": key, "at": int(self.clock()),
+        cmd = {"id": new_id("cmd"), "type": kind, "version": COMMAND_VERSION, "account": account, "key": key, "at": int(self.clock()),
                "grace": self.grace, "object_id": object_id, "params": params or {}, "request_id": request_id,
                "idempotency_key": idempotency_key, **extra}
         fut = asyncio.get_running_loop().create_future()
@@ -113,15 +115,6 @@ class BillingGateway:
             pause = min(pause * 2, 0.2)
         raise CommandPending(command_id, f"The billing worker cannot answer now ({why}); the command is in the log "
                              "and will still be carried out. Retry with the same Idempotency-Key to get its result.")
-
-
-class CommandPending(ServiceUnavailable):
-    """The command is in the log but its result did not arrive in time: a retry with the same Idempotency-Key
-    waits for this command instead of appending another (`IdempotencyCache.pend`)."""
-
-    def __init__(self, command_id: str, message: str):
-        super().__init__(message)
-        self.command_id = command_id
 
 
 def answer(status: int, body: bytes) -> dict:

@@ -17,10 +17,11 @@ from tally_core.billing.edge import check_command
 from tally_core.billing.products import expand_of
 from tally_core.errors import ResourceMissing, invalid, missing, missing_reference
 from tally_core.ids import new_id
-from tally_infra import billing_store as store
-from tally_infra.http import list_object, page_params
+from tally_aggregator import usage as usage_port
+from tally_billing import queries as store
+from tally_edge.http import list_object, page_params
 
-from .context import REQUEST_ID, Ctx, endpoint
+from tally_edge.context import REQUEST_ID, Ctx, endpoint
 
 _LIST = {"limit", "starting_after", "ending_before", "expand"}
 _ENDED = ("canceled", "incomplete_expired")
@@ -78,19 +79,28 @@ async def create_customer(ctx: Ctx) -> dict:
     obj = await _submit(ctx, key, "customer.create", cus_id, params)
     if clock and ctx.services.clock_times is not None:
         ctx.services.clock_times.set_customer_clock(ctx.account, cus_id, clock)
+    return await _expand_customer(ctx, obj)
+
+
+async def _expand_customer(ctx: Ctx, obj: dict) -> dict:
+    """`expand[]=test_clock`, the one customer expansion tally performs (the contract refuses the others)."""
+    if "test_clock" in expand_of(ctx.params) and obj.get("test_clock"):
+        found = await store.locate(ctx.services.pool, "test_clocks", ctx.account, obj["test_clock"])
+        if found:
+            obj["test_clock"] = found[0]
     return obj
 
 
 async def retrieve_customer(ctx: Ctx) -> dict:
     obj, _, deleted = await _find(ctx, "billing_customers", "customer", ctx.params["id"])
-    return {"id": obj["id"], "object": "customer", "deleted": True} if deleted else obj
+    return {"id": obj["id"], "object": "customer", "deleted": True} if deleted else await _expand_customer(ctx, obj)
 
 
 async def update_customer(ctx: Ctx) -> dict:
     _, key, deleted = await _find(ctx, "billing_customers", "customer", ctx.params["id"])
     if deleted:
         raise ResourceMissing("customer", ctx.params["id"])
-    return await _submit(ctx, key, "customer.update", ctx.params["id"])
+    return await _expand_customer(ctx, await _submit(ctx, key, "customer.update", ctx.params["id"]))
 
 
 async def delete_customer(ctx: Ctx) -> dict:
@@ -110,7 +120,7 @@ async def list_customers(ctx: Ctx) -> dict:
 # --- subscriptions -------------------------------------------------------------------------------------------
 
 async def _expand_subscription(ctx: Ctx, obj: dict) -> dict:
-    expand = expand_of(ctx.params)  # other expansions Stripe offers are answered unexpanded
+    expand = expand_of(ctx.params)  # the contract refuses any other expansion, rather than ignore it
     if "latest_invoice" in expand and obj.get("latest_invoice"):
         found = await store.locate(ctx.services.pool, "billing_invoices", ctx.account, obj["latest_invoice"])
         if found:
@@ -132,7 +142,7 @@ async def create_subscription(ctx: Ctx) -> dict:
     for i, item in enumerate(raw if isinstance(raw, list) else []):
         price_id = item.get("price") if isinstance(item, dict) else None
         if isinstance(price_id, str) and price_id:
-            price = ctx.services.prices.price(ctx.account, price_id)
+            price = ctx.services.catalog.price(ctx.account, price_id)
             if price is None:
                 raise missing_reference("price", price_id, f"items[{i}][price]")
             prices[price_id] = price.to_stripe(expand=["tiers"])  # pinned: a replay prices with this snapshot
@@ -152,8 +162,13 @@ async def update_subscription(ctx: Ctx) -> dict:
 
 
 async def cancel_subscription(ctx: Ctx) -> dict:
+    if ctx.params.get("cancellation_details") not in (None, "", {}):
+        # Stripe keeps the comment and feedback on the subscription; tally's subscription has no such field yet,
+        # so the details would be dropped without a word: refused instead (issue 8 item 5).
+        raise invalid("cancellation_details", "is not recorded by tally yet; cancel without it.",
+                      code="parameter_unsupported")
     _, key, _ = await _find(ctx, "billing_subscriptions", "subscription", ctx.params["id"])
-    return await _submit(ctx, key, "subscription.cancel", ctx.params["id"])
+    return await _expand_subscription(ctx, await _submit(ctx, key, "subscription.cancel", ctx.params["id"]))
 
 
 async def list_subscriptions(ctx: Ctx) -> dict:
@@ -192,8 +207,18 @@ async def list_invoice_lines(ctx: Ctx) -> dict:
     return list_object(obj["lines"]["data"], ctx.params, f"/v1/invoices/{obj['id']}/lines")
 
 
+def _off_session(params: dict) -> None:
+    """Stripe's default, `off_session=true` (no customer present to authenticate), is how tally charges every
+    invoice; `false` would ask for an on-session payment tally cannot hold, so it is refused, not ignored."""
+    if params.get("off_session") not in (None, "") and not p.boolean(params["off_session"], "off_session"):
+        raise invalid("off_session", "tally pays invoices off-session only; leave it out or pass true.",
+                      code="parameter_unsupported")
+
+
 def _invoice_command(kind: str):
     async def handler(ctx: Ctx) -> dict:
+        if kind == "invoice.pay":
+            _off_session(ctx.params)
         _, key, _ = await _find(ctx, "billing_invoices", "invoice", ctx.params["id"])
         return await _submit(ctx, key, kind, ctx.params["id"])
     handler.__name__ = kind.replace(".", "_")
@@ -235,7 +260,7 @@ async def create_preview(ctx: Ctx) -> dict:
         obj = preview(book, sub_id, ctx.now(), usage)
         if not absent:
             return obj
-        values.update(await store.period_usage(ctx.services.pool, ctx.services.catalog, absent))
+        values.update(await usage_port.period_usage(ctx.services.pool, ctx.services.catalog.meter, absent))
     raise RuntimeError("preview usage did not settle")
 
 

@@ -2,7 +2,7 @@
 
 Validation is the pure core's (`tally_core.billing.products`, `tally_core.billing.prices`); these handlers add
 the checks that need the catalog (does the product / meter exist in this account, is the lookup key free)
-and write through `ctx.services.prices` (a `PriceCatalog`). Check-then-write runs under the catalog's lock.
+and write through `ctx.services.catalog` (a `Catalog`). Check-then-write runs under the catalog's lock.
 
 Error statuses: a missing object in the path is 404 `resource_missing`; a missing object named by a body
 param (`product`, `recurring[meter]`, `default_price`) is 400 `resource_missing` naming that param, as Stripe
@@ -21,16 +21,17 @@ from tally_core.billing.prices import INTERVALS, Price, create_price as core_cre
 from tally_core.billing.products import Product
 from tally_core.errors import InvalidRequest, ResourceMissing, invalid, missing_reference, unknown
 from tally_core.ids import new_id
-from tally_infra.http import list_object
-from tally_infra.price_catalog import PriceCatalog, price_record, product_record
+from tally_edge.http import list_object
+from tally_catalog.catalog import Catalog
+from tally_catalog.records import price_record, product_record
 
-from .context import Ctx, endpoint
+from tally_edge.context import Ctx, endpoint
 
 _PAGING = {"limit", "starting_after", "ending_before", "expand"}
 
 
-def _catalog(ctx: Ctx) -> PriceCatalog:
-    return ctx.services.prices
+def _catalog(ctx: Ctx) -> Catalog:
+    return ctx.services.catalog
 
 
 # --- output ---------------------------------------------------------------------------------------------
@@ -68,6 +69,14 @@ def _created_filter(raw):
     return lambda c: all(ops[k](c, v) for k, v in bounds.items())
 
 
+def _currency_filter(raw) -> str:
+    """A three-letter ISO code, as on create: a filter that can match nothing must not answer an empty list."""
+    currency = p.string(raw, "currency").lower()
+    if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
+        raise invalid("currency", "must be a three-letter ISO currency code, in lowercase (e.g. usd).")
+    return currency
+
+
 def _string_list(raw, param: str, max_items: int | None = None) -> list[str]:
     items = [raw] if isinstance(raw, str) else p.array(raw, param)
     if max_items is not None and len(items) > max_items:
@@ -82,6 +91,11 @@ async def create_product(ctx: Ctx) -> dict:
     params = dict(ctx.params)
     expand = bp.expand_of(params)
     bp.check_expand(expand, {"default_price"})
+    if params.get("type") == "good":
+        # Stripe: `good` products are for Orders and SKUs, which tally does not have; every tally product is
+        # Stripe's default `service`, usable in prices and subscriptions. Refused rather than ignored.
+        raise invalid("type", "tally products are all of type service (usable with subscriptions); "
+                              "good (for Orders and SKUs) is not supported.", code="parameter_unsupported")
     default_price_data = params.pop("default_price_data", None)
     now = ctx.now()
     product = bp.create_product(params, id=new_id("prod"), account=ctx.account, now=now)
@@ -178,7 +192,7 @@ def _check_meter(ctx: Ctx, price: Price) -> None:
     r = price.recurring
     if r is None or r.meter is None:
         return
-    meter = ctx.services.catalog.get(ctx.account, r.meter)
+    meter = ctx.services.catalog.meter(ctx.account, r.meter)
     if meter is None:
         raise missing_reference("billing.meter", r.meter, "recurring[meter]")
     if str(meter.status) != "active":
@@ -274,7 +288,7 @@ async def list_prices(ctx: Ctx) -> dict:
     expand = bp.expand_of(q)
     bp.check_expand(expand, {"data.tiers", "data.product"})
     active = p.boolean(q["active"], "active") if "active" in q else None
-    currency = p.string(q["currency"], "currency").lower() if "currency" in q else None
+    currency = _currency_filter(q["currency"]) if "currency" in q else None
     product = p.string(q["product"], "product") if "product" in q else None
     type_ = p.enum(q["type"], "type", ("one_time", "recurring")) if "type" in q else None
     lookup_keys = set(_string_list(q["lookup_keys"], "lookup_keys", 10)) if "lookup_keys" in q else None

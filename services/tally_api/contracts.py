@@ -5,7 +5,8 @@ top-level parameters or wrong shapes before its handler runs (`check`) and becom
 The top-level names are the core's own sets (`customers._CREATE`, `prices._CREATE`, …) wherever the core has
 one (`_keys` refuses at import a contract out of step with them), so the edge and the core cannot drift. The
 handlers and the pure core still decide values (bounds, formats, cross-field rules) and name the param; the
-schemas here state those rules for clients and fuzzers, and the edge enforces only names and shapes.
+schemas here state those rules for clients and fuzzers, and the edge enforces only names and shapes, and
+which `expand[]` fields each route performs (`expand`): nothing is accepted that is then silently ignored.
 """
 
 from __future__ import annotations
@@ -73,8 +74,25 @@ def array(items: dict, *, max_items: int | None = None, single: bool = False) ->
 METADATA = {"type": "object", "maxProperties": p.MAX_METADATA_KEYS,
             "propertyNames": {"maxLength": p.MAX_METADATA_KEY},
             "additionalProperties": string(p.MAX_METADATA_VALUE)}
-EXPAND = array(string(), single=True)
-PAGING = {"limit": integer(1, 100), "starting_after": ID, "ending_before": ID, "expand": EXPAND}
+
+
+def expand(*fields: str) -> dict:
+    """`expand[]` taking exactly the `fields` the route's handler expands (Stripe documents more per object; an
+    expansion tally does not perform is refused, not answered unexpanded, so no caller reads an id believing it
+    got the object). No fields: the route expands nothing, and any `expand[]` entry is refused."""
+    if not fields:
+        return array(string(), max_items=0, single=True)
+    return array(enum(*fields), single=True)
+
+
+EXPAND = expand()
+
+
+def paging(*fields: str) -> dict:
+    return {"limit": integer(1, 100), "starting_after": ID, "ending_before": ID, "expand": expand(*fields)}
+
+
+PAGING = paging()
 CREATED = {"anyOf": [TIMESTAMP, hash_({k: TIMESTAMP for k in ("gt", "gte", "lt", "lte")})]}
 
 
@@ -108,6 +126,9 @@ _CLOCK = stripe_object("test_helpers.test_clock")
 _EVENT = stripe_object("event")
 _SUMMARY = stripe_object("billing.meter_event_summary", dimensions={"type": "object"})
 _ONLY_EXPAND = {"expand": EXPAND}
+_PRODUCT_EXPAND = expand("default_price")
+_PRICE_EXPAND = expand("tiers", "product")
+_SUB_EXPAND = expand("latest_invoice")
 
 _TIER = hash_({"up_to": {"anyOf": [integer(1), {"const": "inf"}]}, "unit_amount": AMOUNT,
                "unit_amount_decimal": DECIMAL, "flat_amount": AMOUNT, "flat_amount_decimal": DECIMAL})
@@ -120,7 +141,7 @@ _PRODUCT_FIELDS = dict(
     tax_details=hash_(), unit_label=string(core_products.MAX_UNIT_LABEL),
 )
 _PRODUCT_CHANGES = dict(
-    _PRODUCT_FIELDS, description=string(core_products.MAX_DESCRIPTION), expand=EXPAND,
+    _PRODUCT_FIELDS, description=string(core_products.MAX_DESCRIPTION), expand=_PRODUCT_EXPAND,
     images=array(string(2048), max_items=core_products.MAX_IMAGES),
     marketing_features=array(hash_({"name": string(core_products.MAX_FEATURE_NAME)}),
                              max_items=core_products.MAX_MARKETING_FEATURES),
@@ -132,7 +153,7 @@ _CUSTOMER_FIELDS = dict(
     email=string(512), name=string(256), description=string(350), phone=string(20), metadata=METADATA,
     address=hash_({k: string(200) for k in sorted(core_customers._ADDRESS)}),
     balance=integer(-p.MAX_BALANCE, p.MAX_BALANCE),
-    payment_method=ID, invoice_settings=hash_({"default_payment_method": ID}), expand=EXPAND,
+    payment_method=ID, invoice_settings=hash_({"default_payment_method": ID}), expand=expand("test_clock"),
 )
 _EVENT_FIELDS = _keys(
     core_events._EVENT_PARAMS, event_name=string(100),
@@ -172,10 +193,10 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
         default_price_data=hash_({**_PRICE_DATA, "recurring": hash_(
             {"interval": enum(*core_prices.INTERVALS), "interval_count": integer(1, 1095)})})),
         _PRODUCT, required=("name",)),
-    ("GET", "/v1/products"): Contract({**PAGING, "active": BOOLEAN, "created": CREATED,
+    ("GET", "/v1/products"): Contract({**paging("data.default_price"), "active": BOOLEAN, "created": CREATED,
                                        "ids": array(string(), single=True), "shippable": BOOLEAN, "url": string()},
                                       list_of(_PRODUCT)),
-    ("GET", "/v1/products/{id}"): Contract(_ONLY_EXPAND, _PRODUCT),
+    ("GET", "/v1/products/{id}"): Contract({"expand": _PRODUCT_EXPAND}, _PRODUCT),
     ("POST", "/v1/products/{id}"): Contract(_keys(
         core_products._UPDATE, **{k: v for k, v in _PRODUCT_CHANGES.items() if k != "id"},
         default_price=ID), _PRODUCT),
@@ -183,21 +204,21 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
     # prices
     ("POST", "/v1/prices"): Contract(_keys(
         core_prices._CREATE, **_PRICE_DATA, active=BOOLEAN, billing_scheme=enum("per_unit", "tiered"),
-        expand=EXPAND, lookup_key=string(200), nickname=string(), product=ID,
+        expand=_PRICE_EXPAND, lookup_key=string(200), nickname=string(), product=ID,
         product_data=hash_({k: v for k, v in _PRODUCT_FIELDS.items() if k in core_prices._PRODUCT_DATA}),
         recurring=_RECURRING, tiers=array(_TIER), tiers_mode=enum("graduated", "volume"),
         transfer_lookup_key=BOOLEAN,
         transform_quantity=hash_({"divide_by": integer(1), "round": enum("up", "down")})),
         _PRICE, required=("currency",)),
     ("GET", "/v1/prices"): Contract(
-        {**PAGING, "active": BOOLEAN, "created": CREATED, "currency": string(3),
+        {**paging("data.tiers", "data.product"), "active": BOOLEAN, "created": CREATED, "currency": string(3),
          "lookup_keys": array(string(200), max_items=10, single=True), "product": ID,
          "recurring": hash_({"interval": enum(*core_prices.INTERVALS), "usage_type": enum("licensed", "metered"),
                              "meter": ID}),
          "type": enum("one_time", "recurring")}, list_of(_PRICE)),
-    ("GET", "/v1/prices/{id}"): Contract(_ONLY_EXPAND, _PRICE),
+    ("GET", "/v1/prices/{id}"): Contract({"expand": _PRICE_EXPAND}, _PRICE),
     ("POST", "/v1/prices/{id}"): Contract(_keys(
-        core_products._PRICE_UPDATE, active=BOOLEAN, currency_options=hash_(), expand=EXPAND,
+        core_products._PRICE_UPDATE, active=BOOLEAN, currency_options=hash_(), expand=_PRICE_EXPAND,
         lookup_key=string(200), metadata=METADATA, nickname=string(),
         tax_behavior=enum(*core_products.TAX_BEHAVIORS), transfer_lookup_key=BOOLEAN), _PRICE),
     # customers
@@ -205,12 +226,12 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
                                         _CUSTOMER),
     ("GET", "/v1/customers"): Contract({**PAGING, "email": string(), "test_clock": ID},
                                        list_of(_CUSTOMER)),
-    ("GET", "/v1/customers/{id}"): Contract(_ONLY_EXPAND, {"anyOf": [_CUSTOMER, deleted("customer")]}),
+    ("GET", "/v1/customers/{id}"): Contract({"expand": expand("test_clock")}, {"anyOf": [_CUSTOMER, deleted("customer")]}),
     ("POST", "/v1/customers/{id}"): Contract(_keys(core_customers._UPDATE, **_CUSTOMER_FIELDS), _CUSTOMER),
     ("DELETE", "/v1/customers/{id}"): Contract({}, deleted("customer")),
     # subscriptions
     ("POST", "/v1/subscriptions"): Contract(_keys(
-        _SUB_CREATE_KEYS, customer=ID, metadata=METADATA, expand=EXPAND, cancel_at_period_end=BOOLEAN,
+        _SUB_CREATE_KEYS, customer=ID, metadata=METADATA, expand=_SUB_EXPAND, cancel_at_period_end=BOOLEAN,
         items=array(hash_({"price": ID, "quantity": QUANTITY, "metadata": METADATA}), max_items=20),
         billing_cycle_anchor=TIMESTAMP, billing_cycle_anchor_config=hash_({"day_of_month": integer(1, 31)}),
         collection_method=enum("charge_automatically", "send_invoice"), default_payment_method=ID,
@@ -221,14 +242,14 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
         {**PAGING, "customer": ID, "test_clock": ID,
          "status": enum("active", "past_due", "unpaid", "canceled", "incomplete", "incomplete_expired",
                         "trialing", "paused", "all", "ended")}, list_of(_SUBSCRIPTION)),
-    ("GET", "/v1/subscriptions/{id}"): Contract(_ONLY_EXPAND, _SUBSCRIPTION),
+    ("GET", "/v1/subscriptions/{id}"): Contract({"expand": _SUB_EXPAND}, _SUBSCRIPTION),
     ("POST", "/v1/subscriptions/{id}"): Contract(
         {"items": array(hash_({"id": ID, "quantity": QUANTITY, "price": ID, "deleted": BOOLEAN,
                                "metadata": METADATA}), max_items=20),
-         "cancel_at_period_end": BOOLEAN, "metadata": METADATA, "expand": EXPAND,
+         "cancel_at_period_end": BOOLEAN, "metadata": METADATA, "expand": _SUB_EXPAND,
          "proration_behavior": enum("create_prorations", "none", "always_invoice")}, _SUBSCRIPTION),
     ("DELETE", "/v1/subscriptions/{id}"): Contract(
-        {"invoice_now": BOOLEAN, "prorate": BOOLEAN, "expand": EXPAND,
+        {"invoice_now": BOOLEAN, "prorate": BOOLEAN, "expand": _SUB_EXPAND,
          "cancellation_details": hash_({"comment": string(), "feedback": string()})}, _SUBSCRIPTION),
     # invoices
     ("POST", "/v1/invoices/create_preview"): Contract(
@@ -312,6 +333,13 @@ def check(contract: Contract | None, params: dict) -> None:
         if schema is None:
             raise unknown(name)
         _shape(schema, value, name)
+        if name == "expand":
+            core_products.check_expand(core_products.expand_of(params), schema["items"].get("enum", ()))
+
+
+def check_route(endpoint, method: str, params: dict) -> None:
+    """The edge's parameter check (`tally_edge.context.Edge.check_params`) for the routes `attach` declared."""
+    check(contract_for(endpoint, method), params)
 
 
 def _shape(schema: dict, value, param: str) -> None:

@@ -12,14 +12,14 @@ from tally_core.aggregation import Usage
 from tally_core.errors import InvalidRequest, ResourceMissing, invalid
 from tally_core.ids import new_id
 from tally_core.summaries import NO_GROUP, not_in_list, parse_query, summary_id
-from tally_infra.http import list_object
-from tally_infra.usage_store import usage_buckets
+from tally_edge.http import list_object
+from tally_aggregator.usage import usage_buckets
 
-from .context import Ctx, endpoint
+from tally_edge.context import Ctx, endpoint
 
 
 def _meter(ctx: Ctx) -> m.Meter:
-    meter = ctx.services.catalog.get(ctx.account, ctx.params["id"])
+    meter = ctx.services.catalog.meter(ctx.account, ctx.params["id"])
     if meter is None:
         raise ResourceMissing("billing.meter", ctx.params["id"])
     return meter
@@ -30,12 +30,12 @@ async def create_meter(ctx: Ctx) -> dict:
     if meter.event_time_window is not None:
         raise invalid("event_time_window", "pre-aggregated meters (hour/day windows) are not supported yet; "
                       "omit it to handle every event on its own.", code="parameter_unsupported")
-    clash = ctx.services.catalog.by_event_name(ctx.account, meter.event_name)
+    clash = ctx.services.catalog.meter_by_event_name(ctx.account, meter.event_name)
     if clash is not None:
         raise InvalidRequest(f"A meter with event_name {meter.event_name} already exists: {clash.id}. "
                              "An event name can belong to one meter only.", param="event_name",
                              code="resource_already_exists")
-    await ctx.services.catalog.save("billing.meter.created", meter, new_id("evt"))
+    await ctx.services.catalog.save_meter("billing.meter.created", meter, new_id("evt"))
     return meter.to_stripe()
 
 
@@ -48,19 +48,19 @@ async def update_meter(ctx: Ctx) -> dict:
     params = {k: v for k, v in ctx.params.items() if k != "id"}
     updated = m.update_meter(meter, params, now=ctx.now())
     if updated is not meter:
-        await ctx.services.catalog.save("billing.meter.updated", updated, new_id("evt"))
+        await ctx.services.catalog.save_meter("billing.meter.updated", updated, new_id("evt"))
     return updated.to_stripe()
 
 
 async def deactivate_meter(ctx: Ctx) -> dict:
     meter = m.deactivate(_meter(ctx), now=ctx.now())
-    await ctx.services.catalog.save("billing.meter.deactivated", meter, new_id("evt"))
+    await ctx.services.catalog.save_meter("billing.meter.deactivated", meter, new_id("evt"))
     return meter.to_stripe()
 
 
 async def reactivate_meter(ctx: Ctx) -> dict:
     meter = m.reactivate(_meter(ctx), now=ctx.now())
-    await ctx.services.catalog.save("billing.meter.reactivated", meter, new_id("evt"))
+    await ctx.services.catalog.save_meter("billing.meter.reactivated", meter, new_id("evt"))
     return meter.to_stripe()
 
 
@@ -68,7 +68,7 @@ async def list_meters(ctx: Ctx) -> dict:
     status = ctx.params.get("status")
     if status not in (None, "", "active", "inactive"):
         raise invalid("status", "must be one of active, inactive.", code="parameter_invalid_enum")
-    meters = ctx.services.catalog.list(ctx.account)
+    meters = ctx.services.catalog.meters(ctx.account)
     items = [x for x in meters if not status or x.status == status]
     return list_object(items, ctx.params, "/v1/billing/meters", m.Meter.to_stripe)
 

@@ -33,11 +33,13 @@ from tally_core.billing.book import USAGE_OBSERVED, Book, apply
 from tally_core.billing.decide import DEFAULT_GRACE, usage_needs
 from tally_core.billing.ledger import COMMAND_FAILED, BadCommand, Ledger, decode_command
 from tally_core.codec import _default, encode
-from tally_infra.billing_store import load_books, load_stuck, period_usage, project_isolating, save_results
-from tally_infra.catalog import MeterCatalog
+from tally_aggregator import usage as usage_port
+from tally_catalog.catalog import Catalog
 from tally_infra.dead_letters import quarantine
 from tally_infra.faults import Backoff
 from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS, METER_EVENTS, EventLog, LogRecord
+
+from .store import load_books, load_stuck, project_isolating, save_results
 
 log = logging.getLogger("tally.billing")
 GROUP = "tally-billing"
@@ -56,10 +58,10 @@ def tick_keys(log_: EventLog) -> dict[int, bytes]:
 
 
 class BillingWorker:
-    def __init__(self, pool: asyncpg.Pool, log_: EventLog, meters: MeterCatalog, *, aggregator_group: str,
+    def __init__(self, pool: asyncpg.Pool, log_: EventLog, catalog: Catalog, *, aggregator_group: str,
                  grace: int = DEFAULT_GRACE, clock: Callable[[], float] = time.time, batch: int = 1000,
                  usage_wait: float = 10.0, on_result: ResultCallback | None = None):
-        self.pool, self.log, self.meters = pool, log_, meters
+        self.pool, self.log, self.catalog = pool, log_, catalog
         self.aggregator_group = aggregator_group
         self.grace, self.clock, self.batch, self.usage_wait = grace, clock, batch, usage_wait
         self.on_result = on_result
@@ -88,15 +90,18 @@ class BillingWorker:
         return {(r[0], r[1]): r[2] for r in rows}
 
     async def _recover(self) -> None:
-        """Project events appended before a crash that the projections never saw."""
+        """Project events appended before a crash that the projections never saw, and record the answers of the
+        commands they came from (a client retrying with its Idempotency-Key waits for them)."""
         ends = await self.log.end_offsets(BILLING_EVENTS)
         if all(ends.get(p, 0) <= self.event_ends[p] for p in self.event_ends):
             return
         records = []
         async for batch in self.log.scan(BILLING_EVENTS, start=dict(self.event_ends)):
             records.extend(batch)
+        records.sort(key=lambda r: (r.partition, r.offset))
+        results, bad_commands = await self._redecide_lost_batch(records)
         rows, bad = [], []
-        for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        for r in records:
             self.event_ends[r.partition] = max(self.event_ends[r.partition], r.offset + 1)
             try:
                 event = orjson.loads(r.value)
@@ -109,8 +114,53 @@ class BillingWorker:
             now_ms = int(self.clock() * 1000)
             await project_isolating(conn, rows, consumer=GROUP, now_ms=now_ms)
             await quarantine(conn, GROUP, BILLING_EVENTS, bad, now_ms)
+            await quarantine(conn, GROUP, BILLING_COMMANDS, bad_commands, now_ms)
+            await save_results(conn, [(cid, status, orjson.dumps(body, default=_default), now_ms)
+                                      for cid, status, body in results])
             await self._save_positions(conn, self.positions, self.event_ends)
-        log.warning("recovered %d billing events appended before a crash", len(rows))
+        log.warning("recovered %d billing events appended before a crash (%d command results)", len(rows),
+                    len(results))
+
+    async def _redecide_lost_batch(self, records: list[LogRecord]) -> tuple[list, list]:
+        """The results of the commands whose events outlived their commit: decided again from the committed
+        ledger with the usage the events recorded. Deciding is deterministic, so the events come out the same;
+        if they do not (a record we cannot read, a different build), the events are still projected, and only
+        the answers are lost (logged)."""
+        last: dict[int, int] = {}
+        usage: dict[tuple, Decimal] = {}
+        try:
+            for r in records:
+                event = orjson.loads(r.value)
+                cp, co = event["command_offset"]
+                last[cp] = max(last.get(cp, -1), co)
+                if event["type"] == USAGE_OBSERVED:
+                    o = event["data"]["object"]
+                    usage[(event["account"], o["meter"], o["customer"], o["start"], o["end"])] = Decimal(o["value"])
+        except Exception:  # noqa: BLE001 - the replay below quarantines what it cannot read
+            log.warning("billing events after the committed position are unreadable; their answers are lost")
+            return [], []
+        start = {p: self.positions[p] for p in last}
+        commands, bad = [], []
+        async for batch in self.log.scan(BILLING_COMMANDS, start=start):
+            for r in batch:
+                if r.offset > last.get(r.partition, -1):
+                    continue
+                try:
+                    commands.append((r.partition, r.offset, decode_command(r.value, r.partition,
+                                                                           self.log.partition_of)))
+                except BadCommand as exc:
+                    bad.append((r, exc))
+        commands.sort(key=lambda c: (c[0], c[1]))
+        (_, events, results), missing = self._decide(commands, usage)
+        again = []
+        for partition, offset, event in events:
+            event["command_offset"] = [partition, offset]
+            again.append(encode(event))
+        if missing or again != [r.value for r in records]:
+            log.error("re-deciding the %d commands of a lost commit gave other events; their answers are lost",
+                      len(commands))
+            return [], bad
+        return results, bad
 
     def _replay_event(self, partition: int, event: dict) -> None:
         """The ledger after a logged event, as deciding it left the ledger (see `Ledger`)."""
@@ -252,17 +302,14 @@ class BillingWorker:
 
     async def _fetch_usage(self, missing: set[tuple], into: dict[tuple, Decimal]) -> None:
         await self._wait_for_aggregator()
-        into.update(await period_usage(self.pool, self.meters, missing))
+        into.update(await usage_port.period_usage(self.pool, self.catalog.meter, missing))
 
     async def _wait_for_aggregator(self) -> None:
         """Usage is read only once the aggregator has applied every meter event appended so far."""
         ends = await self.log.end_offsets(METER_EVENTS)
         deadline = time.monotonic() + self.usage_wait
         while True:
-            rows = await self.pool.fetch(
-                "select partition, next_offset from consumer_offsets where group_id = $1 and topic = $2",
-                self.aggregator_group, METER_EVENTS)
-            done = {r[0]: r[1] for r in rows}
+            done = await usage_port.positions(self.pool, self.aggregator_group)
             if all(done.get(p, 0) >= end for p, end in ends.items()):
                 return
             if time.monotonic() > deadline:
@@ -302,7 +349,7 @@ class BillingWorker:
             return 0
         records = []
         for p in parts:
-            cmd = {"id": f"cmd_tick_{uuid.uuid4().hex}", "type": "tick", "account": None,
+            cmd = {"id": f"cmd_tick_{uuid.uuid4().hex}", "type": "tick", "version": 1, "account": None,
                    "key": self._ticks[p].decode(), "at": at, "grace": self.grace}
             records.append((self._ticks[p], encode(cmd)))
         await self.log.append(BILLING_COMMANDS, records)

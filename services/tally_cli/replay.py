@@ -9,14 +9,13 @@ from decimal import Decimal
 import asyncpg
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tally_infra.catalog import project_catalog_record
-from tally_infra.price_catalog import create_price_catalog_tables, project_price_catalog_record
-from tally_infra.billing_store import project_isolating, truncate_billing
-from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS, CATALOG, METER_EVENTS, EventLog
-from tally_infra.usage_store import UsageProjector, truncate_usage
+from tally_aggregator.store import UsageProjector, truncate_usage
+from tally_billing.store import project_isolating, truncate_billing
+from tally_catalog import records as catalog_records
 from tally_core.billing.book import USAGE_OBSERVED
 from tally_core.billing.ledger import BadCommand, Ledger, decode_command
 from tally_core.codec import decode, encode
+from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS, CATALOG, METER_EVENTS, EventLog
 
 
 async def replay_usage(pool: asyncpg.Pool, log: EventLog, group_id: str, *, batch: int = 10_000,
@@ -24,12 +23,9 @@ async def replay_usage(pool: asyncpg.Pool, log: EventLog, group_id: str, *, batc
     """Truncate the usage projections and fold the whole meter-events log again; return records read."""
     async with pool.acquire() as conn:
         await truncate_usage(conn, group_id)
-        await create_price_catalog_tables(conn)
         async for records in log.scan(CATALOG):
             for r in records:
-                record = decode(r.value)
-                if not await project_price_catalog_record(conn, record):
-                    await project_catalog_record(conn, record)
+                await catalog_records.project(conn, decode(r.value))
     projector = UsageProjector(pool, group_id)
     total = sum((await log.end_offsets(METER_EVENTS)).values())
     done = 0

@@ -1,4 +1,9 @@
-"""Assembling a process from settings: the pool, the log backend, services, and background loops."""
+"""Assembling a process from settings: the pool, the log backend, and only the services that process runs.
+
+Every process gets the pool, the log and the catalog. An HTTP process adds the edge (keys, idempotency);
+ingest adds the ingestor (its dedup cache warmed) and test clock times; the API adds the billing gateway.
+`tally billing` builds none of the HTTP parts.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,31 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
 
 from tally_aggregator.postgres_loop import run_postgres_aggregator
+from tally_aggregator.store import UsageProjector
 from tally_api.billing_gateway import BillingGateway
-from tally_api.context import Services
+from tally_api.services import Services
+from tally_billing.clock_times import ClockTimes
 from tally_billing.worker import BillingWorker
-from tally_infra.clock_times import ClockTimes
-from tally_infra.usage_store import UsageProjector
-from tally_infra.accounts import KeyRing
-from tally_infra.catalog import MeterCatalog
-from tally_infra.db import create_pool
+from tally_catalog.catalog import Catalog
+from tally_edge import idempotency
+from tally_edge.accounts import KeyRing
+from tally_edge.context import Edge
+from tally_edge.health import Readiness, Stall, log_check, postgres_check, task_alive
+from tally_edge.idempotency import IdempotencyCache
 from tally_infra.embedded import resolve_database_url
-from tally_infra.health import Readiness, Stall, log_check, postgres_check, task_alive
-from tally_infra.http import IdempotencyCache
 from tally_infra.logs.kafka_log import KafkaLog, create_topics
-from tally_infra.logs.ports import BILLING_COMMANDS, METER_EVENTS, TOPICS
+from tally_infra.logs.ports import BILLING_COMMANDS, METER_EVENTS, TOPICS, EventLog
 from tally_infra.logs.postgres_log import PostgresLog
-from tally_infra.price_catalog import PriceCatalog
 from tally_infra.settings import Settings
 from tally_ingest.ingestor import Ingestor
+
+from .database import open_pool
 
 log = logging.getLogger("tally")
 
@@ -50,7 +58,12 @@ async def session_secret(pool: asyncpg.Pool) -> bytes:
 
 @dataclass
 class Runtime:
-    services: Services
+    settings: Settings
+    pool: asyncpg.Pool
+    log: EventLog
+    catalog: Catalog
+    clock: Callable[[], float] = time.time
+    services: Services | None = None  # the HTTP processes' services (api and/or ingest)
     tasks: list[asyncio.Task] = field(default_factory=list)
     worker: BillingWorker | None = None
     readiness: Readiness = field(default_factory=Readiness)
@@ -61,63 +74,72 @@ class Runtime:
         for t in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        await flush_idempotency(self.services)
-        await self.services.keys.close()
-        await self.services.log.close()
-        await self.services.pool.close()
+        if self.services is not None:
+            await idempotency.flush(self.services.edge.idempotency, self.pool)
+            await self.services.edge.keys.close()
+        await self.log.close()
+        await self.pool.close()
 
 
-async def build(settings: Settings, *, clock=time.time, database_url: str | None = None) -> Runtime:
+async def build(settings: Settings, *, clock=time.time, database_url: str | None = None, api: bool = True,
+                ingest: bool = True, log: EventLog | None = None) -> Runtime:
+    """A process: `api` and `ingest` say which HTTP services it serves (neither: a worker or a tool); `log`
+    replaces the configured backend (tests pass an in-memory log)."""
     url = database_url or resolve_database_url(settings.database_url, settings.data_dir)
-    pool = await create_pool(url, connect_timeout=settings.db_connect_timeout,
-                             command_timeout=settings.db_command_timeout)
-    event_log = await open_log(settings, pool)
+    pool = await open_pool(url, connect_timeout=settings.db_connect_timeout,
+                           command_timeout=settings.db_command_timeout)
+    event_log = log if log is not None else await open_log(settings, pool)
     readiness = Readiness()
     readiness.add("postgres", postgres_check(pool))
     readiness.add("log", log_check(event_log))
-    catalog = MeterCatalog(pool, event_log)
+    catalog = Catalog(pool, event_log)
     await catalog.load()
-    clock_times = ClockTimes()
-    await clock_times.load(pool)
-    ingestor = Ingestor(event_log, catalog, pool, cache_size=settings.ingest_cache_size, clock=clock,
-                        clock_times=clock_times)
-    await ingestor.warm()
-    prices = PriceCatalog(pool, event_log)
-    await prices.load()
-    idem = IdempotencyCache()
-    since = int(clock() * 1000) - IdempotencyCache.TTL_MS
-    idem.restore(await pool.fetch(
-        "select account, key, request_hash, status, body, created_ms from idempotency_keys where created_ms >= $1",
-        since))
-    services = Services(settings=settings, pool=pool, log=event_log, catalog=catalog, ingestor=ingestor,
-                        keys=KeyRing(pool), prices=prices, idempotency=idem, clock=clock,
-                        session_secret=await session_secret(pool), clock_times=clock_times,
-                        billing=BillingGateway(pool, event_log, grace=settings.invoice_grace_seconds, clock=clock,
-                                               timeout=settings.billing_wait_seconds,
-                                               unhealthy_wait=settings.unhealthy_wait_seconds, readiness=readiness))
-    rt = Runtime(services, readiness=readiness)
+    rt = Runtime(settings, pool, event_log, catalog, clock, readiness=readiness)
     # Checked every second so the billing gateway knows, without a query of its own, that no answer is coming.
-    rt.tasks.append(asyncio.create_task(_every(1.0, lambda s: readiness.problems(), services)))
-    rt.tasks.append(asyncio.create_task(_every(0.2, flush_idempotency, services)))
-    rt.tasks.append(asyncio.create_task(_every(1.0, lambda s: s.catalog.load(), services)))
-    rt.tasks.append(asyncio.create_task(_every(1.0, lambda s: s.prices.load(), services)))
-    rt.tasks.append(asyncio.create_task(_every(1.0, lambda s: s.clock_times.load(s.pool), services)))
+    rt.tasks.append(asyncio.create_task(_every(1.0, readiness.problems)))
+    rt.tasks.append(asyncio.create_task(_every(1.0, catalog.load)))
+    if api or ingest:
+        rt.services = await _http_services(rt, api=api, ingest=ingest)
     return rt
+
+
+async def _http_services(rt: Runtime, *, api: bool, ingest: bool) -> Services:
+    settings, pool, clock = rt.settings, rt.pool, rt.clock
+    edge = Edge(KeyRing(pool), settings.max_body_bytes, IdempotencyCache(), clock)
+    await idempotency.restore(edge.idempotency, pool, now_ms=int(clock() * 1000))
+    rt.tasks.append(asyncio.create_task(_every(0.2, lambda: idempotency.flush(edge.idempotency, pool))))
+    services = Services(settings=settings, pool=pool, log=rt.log, catalog=rt.catalog, edge=edge, clock=clock)
+    if ingest:
+        # Test clock times: a clock customer's "now" (the API keeps them current when it shares the process).
+        services.clock_times = ClockTimes()
+        await services.clock_times.load(pool)
+        rt.tasks.append(asyncio.create_task(_every(1.0, lambda: services.clock_times.load(pool))))
+    if ingest:
+        services.ingestor = Ingestor(rt.log, rt.catalog, pool, cache_size=settings.ingest_cache_size, clock=clock,
+                                     clock_times=services.clock_times)
+        await services.ingestor.warm()
+        services.session_secret = await session_secret(pool)
+    if api:
+        services.billing = BillingGateway(pool, rt.log, grace=settings.invoice_grace_seconds, clock=clock,
+                                          timeout=settings.billing_wait_seconds,
+                                          unhealthy_wait=settings.unhealthy_wait_seconds, readiness=rt.readiness)
+        edge.first_result = services.billing.result_of
+    return services
 
 
 async def start_billing_worker(rt: Runtime) -> BillingWorker:
     """Run the billing worker in this process; results reach the API's waiting requests directly."""
-    s = rt.services
-    worker = await BillingWorker(s.pool, s.log, s.catalog, aggregator_group=s.settings.consumer_group,
-                                 grace=s.settings.invoice_grace_seconds, clock=s.clock,
-                                 batch=s.settings.billing_batch, on_result=s.billing.resolve).start()
-    task = asyncio.create_task(worker.run(s.settings.billing_tick_seconds))
+    s, gateway = rt.settings, rt.services.billing if rt.services else None
+    worker = await BillingWorker(rt.pool, rt.log, rt.catalog, aggregator_group=s.consumer_group,
+                                 grace=s.invoice_grace_seconds, clock=rt.clock, batch=s.billing_batch,
+                                 on_result=gateway.resolve if gateway else None).start()
+    task = asyncio.create_task(worker.run(s.billing_tick_seconds))
     rt.tasks.append(task)
     rt.worker = worker
-    alive, stall = task_alive(task, "the billing worker"), Stall(s.settings.stall_seconds)
+    alive, stall = task_alive(task, "the billing worker"), Stall(s.stall_seconds)
 
     async def check() -> str | None:
-        return await alive() or stall.check(worker.positions, await _known(s.log.end_offsets(BILLING_COMMANDS)))
+        return await alive() or stall.check(worker.positions, await _known(rt.log.end_offsets(BILLING_COMMANDS)))
 
     rt.readiness.add("billing_worker", check)
     return worker
@@ -125,23 +147,21 @@ async def start_billing_worker(rt: Runtime) -> BillingWorker:
 
 def start_postgres_aggregator(rt: Runtime) -> None:
     """The usage aggregator on the embedded log, in this process."""
-    s = rt.services
-    task = asyncio.create_task(run_postgres_aggregator(s.log, UsageProjector(s.pool, s.settings.consumer_group),
-                                                       batch=s.settings.aggregator_batch))
+    task = asyncio.create_task(run_postgres_aggregator(rt.log, UsageProjector(rt.pool, rt.settings.consumer_group),
+                                                       batch=rt.settings.aggregator_batch))
     rt.tasks.append(task)
     watch_aggregator(rt, task)
 
 
 def watch_aggregator(rt: Runtime, task: asyncio.Task | None = None) -> None:
     """Readiness of the aggregator: its task (when in this process), and its stored positions moving."""
-    s = rt.services
-    projector = UsageProjector(s.pool, s.settings.consumer_group)
-    alive, stall = (task_alive(task, "the aggregator") if task else None), Stall(s.settings.stall_seconds)
+    projector = UsageProjector(rt.pool, rt.settings.consumer_group)
+    alive, stall = (task_alive(task, "the aggregator") if task else None), Stall(rt.settings.stall_seconds)
 
     async def check() -> str | None:
         if alive is not None and (why := await alive()):
             return why
-        ends = await _known(s.log.end_offsets(METER_EVENTS))
+        ends = await _known(rt.log.end_offsets(METER_EVENTS))
         return stall.check(await _known(projector.positions()), ends)
 
     rt.readiness.add("aggregator", check)
@@ -156,32 +176,13 @@ async def _known(query, timeout: float = 0.8):
         return None
 
 
-async def flush_idempotency(services: Services) -> None:
-    rows = services.idempotency.take_unsaved()
-    if not rows:
-        return
-    # A key's pending marker and its final result may meet in one flush: the last one wins.
-    latest = list({(r[0], r[1]): r for r in rows}.values())
-    try:
-        # One statement per flush: the SDK sends a key with every POST, so this runs at ingest rates. Only a
-        # pending marker (status 0) is ever replaced: a saved result is final.
-        await services.pool.execute(
-            "insert into idempotency_keys as k (account, key, request_hash, status, body, created_ms) "
-            "select * from unnest($1::text[], $2::text[], $3::bytea[], $4::int[], $5::bytea[], $6::bigint[]) "
-            "on conflict (account, key) do update set status = excluded.status, body = excluded.body "
-            "where k.status = 0", *map(list, zip(*latest)))
-    except BaseException:
-        services.idempotency.put_back(rows)
-        raise
-
-
-async def _every(seconds: float, fn, services: Services) -> None:
+async def _every(seconds: float, fn: Callable[[], Awaitable]) -> None:
     """Run a chore every `seconds`; it survives failures (retried next round), logged once per outage."""
     failing = False
     while True:
         await asyncio.sleep(seconds)
         try:
-            await fn(services)
+            await fn()
         except Exception as exc:  # noqa: BLE001 - a background chore must not die; it retries next tick
             if not failing:
                 log.warning("background task failed; retrying every %g s", seconds, exc_info=exc)

@@ -14,10 +14,10 @@ from tally_core.codec import encode
 from tally_core.errors import ApiError, InvalidRequest
 from tally_core.meter_events import DEDUP_WINDOW_MS, partition_key, validate_cancel, validate_event
 
-from tally_infra.catalog import MeterCatalog
-from tally_infra.clock_times import ClockTimes
+from tally_aggregator import usage
+from tally_billing.clock_times import ClockTimes
+from tally_catalog.catalog import Catalog
 from tally_infra.logs.ports import METER_EVENTS, EventLog
-from tally_infra.usage_store import locate_event
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Ingestor:
     """Identifiers seen in the last 24 h are kept (bounded) so duplicates are reported synchronously; the
     aggregator's dedup from the log is what guarantees nothing is counted twice."""
 
-    def __init__(self, log: EventLog, catalog: MeterCatalog, pool: asyncpg.Pool, *,
+    def __init__(self, log: EventLog, catalog: Catalog, pool: asyncpg.Pool, *,
                  cache_size: int = 2_000_000, clock: Callable[[], float] = time.time,
                  clock_times: ClockTimes | None = None):
         self.log = log
@@ -50,10 +50,8 @@ class Ingestor:
     async def warm(self) -> None:
         """Load the last 24 h of aggregated identifiers so a restart still reports duplicates."""
         since = int(self.clock() * 1000) - DEDUP_WINDOW_MS
-        rows = await self.pool.fetch(
-            "select account, identifier, customer, received_at from meter_event_index where received_at >= $1 "
-            "order by received_at desc limit $2", since, self._cache_size)
-        for account, identifier, customer, received in reversed(rows):
+        for account, identifier, customer, received in await usage.recent_identifiers(self.pool, since,
+                                                                                      self._cache_size):
             self._seen[(account, identifier)] = (customer, received)
 
     def _is_duplicate(self, account: str, identifier: str, now_ms: int) -> bool:
@@ -66,7 +64,7 @@ class Ingestor:
         now = self.clock()
         now_s, now_ms = int(now), int(now * 1000)
         result = BatchResult()
-        lookup = lambda name: self.catalog.by_event_name(account, name)  # noqa: E731
+        lookup = lambda name: self.catalog.meter_by_event_name(account, name)  # noqa: E731
         clock_times = self.clock_times
         customer_now = (lambda c: clock_times.now_for(account, c)) if clock_times is not None else None
         batch_ids: set[str] = set()
@@ -115,9 +113,9 @@ class Ingestor:
             identifier = None  # not looked up: validate_cancel refuses it, naming cancel[identifier]
         found = self._seen.get((account, identifier)) if identifier else None
         if found is None and identifier:
-            found = await locate_event(self.pool, account, identifier)
+            found = await usage.locate_event(self.pool, account, identifier)
         record = validate_cancel(
-            raw, account=account, meters=lambda name: self.catalog.by_event_name(account, name),
+            raw, account=account, meters=lambda name: self.catalog.meter_by_event_name(account, name),
             locate=lambda _ident: found, received_ms=now_ms,
         )
         await self.log.append(METER_EVENTS, [(partition_key(record), encode(record))])

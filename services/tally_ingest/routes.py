@@ -12,8 +12,9 @@ from starlette.routing import Route
 
 from tally_core.errors import InvalidRequest, invalid, missing
 from tally_core.meter_events import adjustment_response, event_response
-from tally_infra.http import NDJSON, authenticate, bearer_or_basic, json_response, media_type
-from tally_api.context import Ctx, endpoint
+from tally_edge.auth import authenticate, bearer_or_basic
+from tally_edge.context import Ctx, endpoint
+from tally_edge.http import NDJSON, json_response, media_type
 
 from . import sessions
 from .ingestor import BatchResult, duplicate_error
@@ -77,8 +78,7 @@ async def create_session(ctx: Ctx) -> dict:
 async def session_or_key(request: Request, keys) -> str:
     """The stream takes a session token (Stripe) or, for convenience, a secret key."""
     token = bearer_or_basic(request)
-    services = request.app.state.services
-    account = sessions.verify(services.session_secret, token, int(services.clock()))
+    account = sessions.verify(request.app.state.services.session_secret, token, int(request.app.state.edge.clock()))
     return account if account is not None else await authenticate(request, keys)
 
 

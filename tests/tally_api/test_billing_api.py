@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from tally_infra.accounts import create_account
+from tally_edge.accounts import create_account
 from tests.factories import create_meter
 
 

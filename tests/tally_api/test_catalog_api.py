@@ -9,9 +9,10 @@ import pytest
 from tally_api import catalog_routes
 from tally_api.app import create_app
 from tally_core.codec import decode
-from tally_infra.accounts import create_account
+from tally_edge.accounts import create_account
 from tally_infra.logs.ports import CATALOG
-from tally_infra.price_catalog import PriceCatalog, project_price_catalog_record
+from tally_catalog.catalog import Catalog
+from tally_catalog.records import PRICE_EVENTS, PRODUCT_EVENTS, project
 from tests.factories import create_meter
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -26,11 +27,7 @@ def app_for(services):
 
 @pytest.fixture
 async def api(runtime):
-    """An authenticated client on an app with the catalog routes and a loaded PriceCatalog."""
-    if not isinstance(getattr(runtime.services, "prices", None), PriceCatalog):
-        catalog = PriceCatalog(runtime.services.pool, runtime.services.log)
-        await catalog.load()
-        runtime.services.prices = catalog
+    """An authenticated client on an app with the catalog routes."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app_for(runtime.services)),
                                  base_url="http://tally.test", auth=(runtime.key, "")) as c:
         yield c
@@ -494,9 +491,9 @@ async def test_catalog_survives_a_restart_and_a_replay_rebuilds_it_row_for_row(a
 
     before = await snapshot()
     # when another process loads the catalog
-    fresh = PriceCatalog(pool, runtime.services.log)
+    fresh = Catalog(pool, runtime.services.log)
     await fresh.load()
-    old = runtime.services.prices
+    old = runtime.services.catalog
     assert fresh.products(runtime.account) == old.products(runtime.account)
     assert fresh.prices(runtime.account) == old.prices(runtime.account)
     assert fresh.price(runtime.account, usage["id"]).tiers == old.price(runtime.account, usage["id"]).tiers
@@ -508,10 +505,11 @@ async def test_catalog_survives_a_restart_and_a_replay_rebuilds_it_row_for_row(a
         async for records in runtime.services.log.scan(CATALOG):
             for r in records:
                 record = decode(r.value)
-                handled += await project_price_catalog_record(conn, record)
-                await project_price_catalog_record(conn, record)  # idempotent
+                handled += record["type"] in PRODUCT_EVENTS + PRICE_EVENTS
+                await project(conn, record)
+                await project(conn, record)  # idempotent
     # then every row is as before
-    assert handled == 7  # 3 products created, 1 deleted, 2 prices created, 1 price updated (the meter is skipped)
+    assert handled == 7  # 3 products created, 1 deleted, 2 prices created, 1 price updated (and the meter's)
     assert await snapshot() == before
 
 

@@ -5,7 +5,7 @@ import base64
 import httpx
 
 from tally_api.app import create_app
-from tally_infra.accounts import create_account
+from tally_edge.accounts import create_account
 from tests.factories import create_meter, send_event
 
 
@@ -69,12 +69,13 @@ async def test_idempotent_replay_and_mismatch(client):
 
 
 async def test_idempotency_survives_a_restart(runtime, client, db_url, clock, tmp_path):
-    from tally_cli.runtime import build, flush_idempotency
+    from tally_cli.runtime import build
+    from tally_edge.idempotency import flush
 
     data = {"display_name": "Tokens", "event_name": "tok", "default_aggregation[formula]": "sum"}
     first = await client.post("/v1/billing/meters", data=data, headers={"Idempotency-Key": "k2"})
-    await flush_idempotency(runtime.services)
-    rt2 = await build(runtime.services.settings, clock=clock, database_url=db_url)
+    await flush(runtime.services.edge.idempotency, runtime.pool)
+    rt2 = await build(runtime.services.settings, clock=clock, database_url=db_url, log=runtime.log)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(rt2.services)),
                                      base_url="http://t", auth=(runtime.key, "")) as c2:

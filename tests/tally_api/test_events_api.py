@@ -6,7 +6,7 @@ import httpx
 
 from tally_api.app import create_app
 from tally_cli.runtime import start_billing_worker
-from tally_infra.accounts import create_account
+from tally_edge.accounts import create_account
 
 
 async def test_an_event_is_retrieved_by_its_account_only(runtime):

@@ -16,7 +16,7 @@ import pytest
 
 from tally_api.app import create_app
 from tally_cli.runtime import build, start_billing_worker, start_postgres_aggregator
-from tally_infra.accounts import create_account
+from tally_edge.accounts import create_account
 from tally_infra.settings import Settings
 from tests.factories import create_meter
 
@@ -185,7 +185,7 @@ async def test_every_hostile_request_is_refused_and_everyone_carries_on(api, oth
 
 async def test_the_same_rules_hold_in_a_json_body():
     """A JSON body goes through the same walk as a form: a value's path is its bracketed name."""
-    from tally_infra.http import parse_params
+    from tally_edge.http import parse_params
 
     for body, param in [(b'{"payload": {"stripe_customer_id": "x\\u0000"}}', "payload[stripe_customer_id]"),
                         (b'{"metadata": {"k\\u0001": "v"}}', "metadata[k\x01]"),

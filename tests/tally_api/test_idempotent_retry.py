@@ -6,7 +6,8 @@ from __future__ import annotations
 import httpx
 
 from tally_api.app import create_app
-from tally_cli.runtime import flush_idempotency, start_billing_worker
+from tally_cli.runtime import start_billing_worker
+from tally_edge.idempotency import flush
 
 
 async def test_retry_after_a_503_waits_for_the_first_command_instead_of_creating_a_second_customer(runtime):
@@ -18,7 +19,7 @@ async def test_retry_after_a_503_waits_for_the_first_command_instead_of_creating
         first = await api.post("/v1/customers", data={"email": "jenny@example.com"}, headers=headers)
         assert first.status_code == 503 and first.headers["stripe-should-retry"] == "true"
         assert "Retry with the same Idempotency-Key" in first.json()["error"]["message"]
-        await flush_idempotency(runtime.services)
+        await flush(runtime.services.edge.idempotency, runtime.pool)
         stored = await runtime.services.pool.fetchrow("select status from idempotency_keys where key = $1",
                                                       "create-jenny")
         assert stored["status"] == 0  # pending, so another process (or this one after a restart) waits too
@@ -33,7 +34,7 @@ async def test_retry_after_a_503_waits_for_the_first_command_instead_of_creating
 
         other = await api.post("/v1/customers", data={"email": "other@example.com"}, headers=headers)
         assert (other.status_code, other.json()["error"]["type"]) == (400, "idempotency_error")
-        await flush_idempotency(runtime.services)
+        await flush(runtime.services.edge.idempotency, runtime.pool)
         stored = await runtime.services.pool.fetchrow("select status from idempotency_keys where key = $1",
                                                       "create-jenny")
         assert stored["status"] == 200  # the final result replaced the pending marker

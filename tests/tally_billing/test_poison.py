@@ -26,7 +26,7 @@ from tally_core.billing import ledger as ledger_module
 from tally_core.billing.ledger import COMMAND_FAILED
 from tally_core.codec import decode, encode
 from tally_core.ids import new_id
-from tally_infra.accounts import create_account
+from tally_edge.accounts import create_account
 from tally_infra.dead_letters import count_dead_letters, list_dead_letters
 from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS
 from tally_infra.settings import Settings

@@ -20,11 +20,11 @@ import orjson
 from tally_api.app import create_app
 from tally_cli.replay import redecide_billing, replay_billing
 from tally_cli.runtime import build, start_billing_worker, start_postgres_aggregator
-from tally_infra.accounts import create_account
-from tally_infra.billing_store import PROJECTION_TABLES
+from tally_edge.accounts import create_account
+from tally_billing.store import PROJECTION_TABLES
 from tally_infra.logs.ports import METER_EVENTS
 from tally_infra.settings import Settings
-from tally_infra.usage_store import UsageProjector
+from tally_aggregator.store import UsageProjector
 from tests.factories import create_meter
 
 CLOCKS, PER_CLOCK, MONTHS = 30, 10, 13
@@ -148,7 +148,8 @@ class Workload:
             seat = [it for it in sub["items"]["data"] if it["price"]["id"] == self.prices["seat"]]
             if action == "quantity" and seat:
                 await ok(await self.api.post(f"/v1/subscriptions/{sub['id']}", data={
-                    "items[0][id]": seat[0]["id"], "items[0][quantity]": str(self.rng.randint(1, 30))}))
+                    "items[0][id]": seat[0]["id"], "items[0][quantity]": str(self.rng.randint(1, 30)),
+                    "proration_behavior": "none"}))
             elif action == "cancel_at_period_end":
                 await ok(await self.api.post(f"/v1/subscriptions/{sub['id']}", data={"cancel_at_period_end": "true"}))
             elif action == "cancel_now":

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tally_infra.db import create_pool
-from tally_infra.health import unavailable
+from tally_cli.database import open_pool as create_pool
+from tally_edge.health import unavailable
 from tally_infra.logs.postgres_log import PostgresLog
 from tests.tally_cli.outage import OwnPostgres, own_dir
 

@@ -76,7 +76,7 @@ async def other_process(runtime, db_url, clock):
     started = []
 
     async def start() -> httpx.AsyncClient:
-        rt = await build(runtime.services.settings, clock=clock, database_url=db_url)
+        rt = await build(runtime.services.settings, clock=clock, database_url=db_url, log=runtime.log)
         c = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(rt.services)),
                               base_url="http://tally.test", auth=(runtime.key, ""))
         started.append((rt, c))

@@ -46,7 +46,7 @@ async def test_sdk_retry_with_the_same_idempotency_key_counts_once(runtime, clie
     meter = await create_meter(client)
     data = {"event_name": "alpaca_ai_tokens", "payload[stripe_customer_id]": "cus_1", "payload[value]": "7"}
     a = await client.post("/v1/billing/meter_events", data=data, headers={"Idempotency-Key": "retry-1"})
-    runtime.services.idempotency._entries.clear()  # as if the idempotency record were lost in a crash
+    runtime.services.edge.idempotency._entries.clear()  # as if the idempotency record were lost in a crash
     b = await client.post("/v1/billing/meter_events", data=data, headers={"Idempotency-Key": "retry-1"})
     assert a.status_code == 200 and b.status_code == 400  # the derived identifier makes it a duplicate
     await drain_usage(runtime)
@@ -111,7 +111,7 @@ async def test_ndjson_batch_reports_lines(runtime, client):
 
 
 async def test_oversized_body_is_refused(client, runtime):
-    runtime.services.settings.max_body_bytes = 1000
+    runtime.services.edge.max_body_bytes = 1000
     r = await client.post("/v2/billing/meter_event_stream", content=b"x" * 2000,
                           headers={"Content-Type": "application/x-ndjson"})
     assert r.status_code == 413 and r.json()["error"]["type"] == "invalid_request_error"

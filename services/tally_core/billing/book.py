@@ -4,6 +4,7 @@ A billing key is one customer (`account:cus_…`) or one test clock with every c
 (`account:clock_…`), so all the records that can touch the same money are ordered on one partition. A book is
 exactly the fold of its `billing-events`: every event carries the whole object it is about (`data.object`),
 so `apply` only replaces that object, and replaying events can never drift from what was decided.
+When time next acts on a book is schedule.py's (`due_at`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from .customers import Customer
+from .invoice_items import InvoiceItem
 from .invoices import Invoice, from_stripe as invoice_from_stripe, to_stripe as invoice_to_stripe
-from .subscriptions import Subscription
+from .subscriptions import RENEWING, Subscription  # noqa: F401  (RENEWING: kept for importers of book)
 from .test_clocks import TestClock
 
-INCOMPLETE_EXPIRES = 23 * 3600  # "If the first invoice is not paid within 23 hours … incomplete_expired" (§3.6)
-RENEWING = ("active", "past_due", "unpaid")
 USAGE_OBSERVED = "tally.usage_observed"  # internal record: a usage value a decision read (never on /v1/events)
 
 
@@ -30,6 +30,7 @@ class Book:
     subscriptions: Mapping[str, Subscription] = field(default_factory=dict)
     invoices: Mapping[str, Invoice] = field(default_factory=dict)
     sequences: Mapping[str, int] = field(default_factory=dict)  # customer → invoices numbered so far
+    pending_items: Mapping[str, InvoiceItem] = field(default_factory=dict)  # ii_… not on an invoice yet (A.5)
 
     @property
     def on_clock(self) -> bool:
@@ -58,26 +59,20 @@ def apply(book: Book, event: dict) -> Book:
         if kind == "invoice.finalized":
             book = replace(book, sequences=_put(book.sequences, inv.customer, book.sequences.get(inv.customer, 0) + 1))
         return book
+    if kind.startswith("invoiceitem."):
+        # An item stays pending until an invoice takes it (`invoice` set) or it is deleted (§4.4).
+        # A deleted item's event may carry only `{id, deleted: true}`, as Stripe answers for it.
+        pending = dict(book.pending_items)
+        item = None if kind == "invoiceitem.deleted" else InvoiceItem.from_stripe(obj)
+        if item is None or not item.pending:
+            pending.pop(obj["id"], None)
+        else:
+            pending[item.id] = item
+        return replace(book, pending_items=pending)
     if kind.startswith("test_helpers.test_clock."):
         gone = kind.endswith(".deleted")
         return replace(book, clock=TestClock.from_stripe({"id": obj["id"], "deleted": True} if gone else obj))
     return book  # internal records (usage observations) carry no state
-
-
-def due_at(book: Book) -> int | None:
-    """When time next changes something in this book: a renewal, a grace period's end, a payment retry."""
-    times = []
-    for sub in book.subscriptions.values():
-        if sub.status in RENEWING:
-            times.append(sub.current_period_end)
-        elif sub.status == "incomplete":
-            times.append(sub.created + INCOMPLETE_EXPIRES)
-    for inv in book.invoices.values():
-        if inv.status == "draft" and inv.auto_advance and inv.automatically_finalizes_at is not None:
-            times.append(inv.automatically_finalizes_at)
-        elif inv.status == "open" and inv.auto_advance and inv.next_payment_attempt is not None:
-            times.append(inv.next_payment_attempt)
-    return min(times) if times else None
 
 
 def to_json(book: Book) -> dict:
@@ -89,11 +84,12 @@ def to_json(book: Book) -> dict:
         "subscriptions": [s.to_stripe() for s in book.subscriptions.values()],
         "invoices": [invoice_to_stripe(i) for i in book.invoices.values()],
         "sequences": dict(book.sequences),
+        "pending_items": [i.to_stripe() for i in book.pending_items.values()],
     }
 
 
 def from_objects(account: str, key: str, *, clock: dict | None, customers: list[dict], subscriptions: list[dict],
-                 invoices: list[dict]) -> Book:
+                 invoices: list[dict], pending_items: list[dict] = ()) -> Book:
     """Rebuild a book from its projected objects (a worker's start-up; same result as folding its events)."""
     invs = {o["id"]: invoice_from_stripe(o) for o in invoices}
     seq: dict[str, int] = {}
@@ -105,4 +101,5 @@ def from_objects(account: str, key: str, *, clock: dict | None, customers: list[
         customers={o["id"]: Customer.from_stripe(o, account) for o in customers},
         subscriptions={o["id"]: Subscription.from_stripe(o) for o in subscriptions},
         invoices=invs, sequences=seq,
+        pending_items={o["id"]: InvoiceItem.from_stripe(o) for o in pending_items if o.get("invoice") is None},
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
+from .. import metadata as _metadata
 from ..errors import invalid
 from . import params as p
 
@@ -66,7 +67,7 @@ def _fields(params: dict) -> dict:
             p.check_keys(address, _ADDRESS, "address")
             out["address"] = {k: p.string(v, f"address[{k}]", max_len=200) for k, v in address.items()}
     if "metadata" in params:
-        out["metadata"] = p.metadata(params["metadata"])
+        out["metadata"] = _metadata.check(params["metadata"])  # an update merges instead (update_customer)
     if "balance" in params:
         out["balance"] = p.balance(params["balance"])
     pm = params.get("payment_method")
@@ -91,5 +92,9 @@ def create_customer(params: dict, *, id: str, account: str, now: int, test_clock
 
 
 def update_customer(customer: Customer, params: dict) -> Customer:
+    """`POST /v1/customers/{id}`: given fields are set; metadata merges key by key (tally_core/metadata.py)."""
     p.check_keys({k: v for k, v in params.items() if k != "id"}, _UPDATE)
-    return replace(customer, **_fields(params))
+    fields = _fields({k: v for k, v in params.items() if k != "metadata"})
+    if "metadata" in params:
+        fields["metadata"] = _metadata.merge(customer.metadata, params["metadata"])
+    return replace(customer, **fields)

@@ -25,6 +25,25 @@ MINIMUM_CHARGE = {"usd": 50, "eur": 50, "cad": 50, "aud": 50, "sgd": 50, "nzd": 
 
 
 @dataclass(frozen=True, slots=True)
+class DiscountAmount:
+    """`{amount, discount}`: what one discount (`di_…`) took off a line or an invoice (§6.4, A.5 step 2)."""
+
+    amount: int
+    discount: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaxAmount:
+    """One item of basil's `taxes[]` (line) / `total_taxes[]` (invoice): a tax rate's share (§6.4, §6.7)."""
+
+    amount: int
+    tax_rate: str                  # txr_…
+    taxable_amount: int
+    inclusive: bool = False        # inclusive tax is inside `amount`; exclusive tax is added to the total (A.5)
+    taxability_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class InvoiceLine:
     """One `line_item` (`il_…`); `amount` in minor units, period [start, end)."""
 
@@ -42,7 +61,8 @@ class InvoiceLine:
     product: str | None = None
     unit_amount_decimal: Decimal | None = None
     invoice_item: str | None = None
-    discount_amounts: tuple[int, ...] = ()  # item-level discounts (A.5 step 2); empty until coupons land
+    discount_amounts: tuple[DiscountAmount, ...] = ()  # item-level discounts (A.5 step 2, discounts.py)
+    taxes: tuple[TaxAmount, ...] = ()                   # the line's taxes (A.5 step 3, tax.py)
 
     @property
     def discountable(self) -> bool:
@@ -50,7 +70,7 @@ class InvoiceLine:
 
     @property
     def net(self) -> int:
-        return self.amount - sum(self.discount_amounts)
+        return self.amount - sum(d.amount for d in self.discount_amounts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +168,19 @@ class Invoice:
     due_date: int | None = None
     number: str | None = None
     automatically_finalizes_at: int | None = None  # end of the grace period of a cycle draft (§1.10)
+    # §6.3: every discount's amount across the lines and the invoice level, and every tax rate's amount.
+    total_discount_amounts: tuple[DiscountAmount, ...] = ()
+    total_taxes: tuple[TaxAmount, ...] = ()
+
+    @property
+    def total_excluding_tax(self) -> int:
+        """§6.3: "all discounts, no tax": exclusive tax was added to the total, inclusive tax is inside it."""
+        return self.total - sum(t.amount for t in self.total_taxes)
+
+    @property
+    def subtotal_excluding_tax(self) -> int:
+        """The subtotal without the inclusive tax inside it (exclusive tax is not in the subtotal)."""
+        return self.subtotal - sum(t.amount for t in self.total_taxes if t.inclusive)
 
 
 def _amounts(total: int, balance: int, currency: str) -> tuple[int, int, int, int]:
@@ -177,17 +210,32 @@ def _refuse(message: str, code: str = "status_transition_invalid") -> InvalidReq
     return InvalidRequest(message, code=code)
 
 
-def set_lines(invoice: Invoice, lines: Iterable[InvoiceLine], *, customer_balance: int) -> Invoice:
-    """Replace a draft's lines and recompute totals (e.g. late usage refreshed at finalization, §1.10)."""
+def _per_discount(amounts: Iterable[DiscountAmount]) -> tuple[DiscountAmount, ...]:
+    """§6.3 `total_discount_amounts`: one entry per discount, summed over the lines and the invoice level."""
+    out: dict[str, int] = {}
+    for d in amounts:
+        out[d.discount] = out.get(d.discount, 0) + d.amount
+    return tuple(DiscountAmount(amount, discount) for discount, amount in out.items())
+
+
+def set_lines(invoice: Invoice, lines: Iterable[InvoiceLine], *, customer_balance: int,
+              invoice_discounts: Iterable[DiscountAmount] = (), taxes: Iterable[TaxAmount] = ()) -> Invoice:
+    """Replace a draft's lines and recompute totals (e.g. late usage refreshed at finalization, §1.10).
+
+    `invoice_discounts` are the invoice-level discounts (A.5 step 2, after the lines' own), `taxes` the
+    invoice's taxes per rate (A.5 step 3); invoicing.py's pipeline computes both."""
     if invoice.status != "draft":
         # §6.1: "Only `draft` is editable"; error code `invoice_not_editable`.
         raise _refuse(f"You can only edit draft invoices; this invoice is {invoice.status}.", "invoice_not_editable")
-    lines = tuple(lines)
-    subtotal, total = totals(lines)
+    lines, invoice_discounts, taxes = tuple(lines), tuple(invoice_discounts), tuple(taxes)
+    subtotal, total = totals(lines, invoice_discounts=[d.amount for d in invoice_discounts],
+                             tax=sum(t.amount for t in taxes if not t.inclusive))
     due = _amounts(total, customer_balance, invoice.currency)[0]
     # §6.3: before finalization starting_balance "will be the current customer balance"; ending_balance is null.
     return replace(invoice, lines=lines, subtotal=subtotal, total=total, amount_due=due, amount_remaining=due,
-                   starting_balance=customer_balance, ending_balance=None)
+                   starting_balance=customer_balance, ending_balance=None, total_taxes=taxes,
+                   total_discount_amounts=_per_discount([d for line in lines for d in line.discount_amounts]
+                                                        + list(invoice_discounts)))
 
 
 def finalize(invoice: Invoice, *, customer_balance: int, now: int, number: str | None = None) -> tuple[Invoice, int]:
@@ -248,7 +296,9 @@ def _line_to_stripe(line: InvoiceLine, invoice: Invoice) -> dict:
     return {
         "id": line.id, "object": "line_item", "amount": line.amount, "subtotal": line.amount,
         "currency": invoice.currency, "description": line.description, "discountable": line.discountable,
-        "discounts": [], "discount_amounts": [], "invoice": invoice.id, "livemode": False, "metadata": {},
+        "discounts": list(dict.fromkeys(d.discount for d in line.discount_amounts)),
+        "discount_amounts": [_discount_to_stripe(d) for d in line.discount_amounts], "invoice": invoice.id,
+        "livemode": False, "metadata": {},
         "period": {"start": line.period_start, "end": line.period_end},
         "quantity": line.quantity, "quantity_decimal": _text(line.quantity_decimal),
         "pricing": {"type": "price_details", "price_details": {"price": line.price_id, "product": line.product},
@@ -257,8 +307,30 @@ def _line_to_stripe(line: InvoiceLine, invoice: Invoice) -> dict:
             "subscription": invoice.subscription, "subscription_item": line.subscription_item,
             "invoice_item": line.invoice_item, "proration": line.proration, "proration_details": {
                 "credited_items": None}}},
-        "pretax_credit_amounts": [], "taxes": [], "subscription": invoice.subscription,
+        "pretax_credit_amounts": [], "taxes": [_tax_to_stripe(t) for t in line.taxes],
+        "subscription": invoice.subscription,
     }
+
+
+def _discount_to_stripe(d: DiscountAmount) -> dict:
+    return {"amount": d.amount, "discount": d.discount}
+
+
+def _tax_to_stripe(t: TaxAmount) -> dict:
+    # basil+ tax shape (stripe-python `InvoiceLineItem.Tax` / `Invoice.TotalTax`).
+    return {"amount": t.amount, "tax_behavior": "inclusive" if t.inclusive else "exclusive",
+            "tax_rate_details": {"tax_rate": t.tax_rate}, "taxability_reason": t.taxability_reason,
+            "taxable_amount": t.taxable_amount, "type": "tax_rate_details"}
+
+
+def _discount_from_stripe(obj: dict) -> DiscountAmount:
+    return DiscountAmount(amount=obj["amount"], discount=obj["discount"])
+
+
+def _tax_from_stripe(obj: dict) -> TaxAmount:
+    return TaxAmount(amount=obj["amount"], tax_rate=obj["tax_rate_details"]["tax_rate"],
+                     taxable_amount=obj["taxable_amount"], inclusive=obj["tax_behavior"] == "inclusive",
+                     taxability_reason=obj.get("taxability_reason"))
 
 
 def to_stripe(invoice: Invoice) -> dict:
@@ -271,8 +343,10 @@ def to_stripe(invoice: Invoice) -> dict:
         "status": invoice.status, "billing_reason": invoice.billing_reason,
         "collection_method": invoice.collection_method, "created": invoice.created,
         "period_start": invoice.period_start, "period_end": invoice.period_end,
-        "subtotal": invoice.subtotal, "subtotal_excluding_tax": invoice.subtotal, "total": invoice.total,
-        "total_excluding_tax": invoice.total, "total_discount_amounts": [], "total_taxes": [],
+        "subtotal": invoice.subtotal, "subtotal_excluding_tax": invoice.subtotal_excluding_tax,
+        "total": invoice.total, "total_excluding_tax": invoice.total_excluding_tax,
+        "total_discount_amounts": [_discount_to_stripe(d) for d in invoice.total_discount_amounts],
+        "total_taxes": [_tax_to_stripe(t) for t in invoice.total_taxes],
         "total_pretax_credit_amounts": [], "discounts": [],
         "amount_due": invoice.amount_due, "amount_paid": invoice.amount_paid,
         "amount_remaining": invoice.amount_remaining, "amount_overpaid": 0, "amount_shipping": 0,
@@ -303,6 +377,8 @@ def _line_from_stripe(obj: dict) -> InvoiceLine:
         period_start=obj["period"]["start"], period_end=obj["period"]["end"],
         proration=bool(details.get("proration")), product=pricing["price_details"]["product"],
         unit_amount_decimal=_dec(pricing["unit_amount_decimal"]), invoice_item=details.get("invoice_item"),
+        discount_amounts=tuple(_discount_from_stripe(d) for d in obj.get("discount_amounts") or ()),
+        taxes=tuple(_tax_from_stripe(t) for t in obj.get("taxes") or ()),
     )
 
 
@@ -322,6 +398,8 @@ def from_stripe(obj: dict) -> Invoice:
         finalized_at=t["finalized_at"], paid_at=t["paid_at"], voided_at=t["voided_at"],
         marked_uncollectible_at=t["marked_uncollectible_at"], next_payment_attempt=obj["next_payment_attempt"],
         due_date=obj["due_date"], number=obj["number"], automatically_finalizes_at=obj.get("automatically_finalizes_at"),
+        total_discount_amounts=tuple(_discount_from_stripe(d) for d in obj.get("total_discount_amounts") or ()),
+        total_taxes=tuple(_tax_from_stripe(t) for t in obj.get("total_taxes") or ()),
     )
     if inv.finalized_at is None:
         return inv

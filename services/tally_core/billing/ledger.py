@@ -24,8 +24,9 @@ import orjson
 
 from ..codec import _default
 from ..errors import ApiError
-from .book import USAGE_OBSERVED, Book, due_at
+from .book import USAGE_OBSERVED, Book
 from .decide import decide
+from .schedule import due_at
 
 # (account, meter, customer, start, end) → the meter's aggregated value over [start, end)
 AccountUsage = Callable[[str, str, str, int, int], Decimal]

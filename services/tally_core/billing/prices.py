@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
+from .. import metadata as _metadata
 from ..errors import InvalidRequest, invalid, missing
 from . import params as p
 
@@ -208,7 +209,7 @@ def create_price(params: dict, *, id: str, now: int) -> Price:
         active=p.boolean(opt("active", True), "active"), created=now,
         nickname=p.string(opt("nickname"), "nickname") if opt("nickname") else None,
         lookup_key=p.string(opt("lookup_key"), "lookup_key", max_len=200) if opt("lookup_key") else None,
-        metadata=p.metadata(opt("metadata")),
+        metadata=_metadata.check(opt("metadata")),
         tax_behavior=p.enum(opt("tax_behavior", "unspecified"), "tax_behavior", ("exclusive", "inclusive", "unspecified")),
     )
 

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from .. import metadata as _metadata
 from ..errors import InvalidRequest, invalid, missing
 from . import params as p
 from .prices import Price
@@ -213,35 +214,16 @@ def _custom_id(raw, param: str) -> str:
 
 
 # --- metadata ---------------------------------------------------------------------------------------------
+# One rule for every object (tally_core/metadata.py); these names stay for the catalog routes.
 
 def check_metadata(raw, param: str = "metadata") -> dict[str, str]:
-    """Create-time metadata: Stripe's limits (reference §9) plus "no `[`/`]` in keys", and no empty keys."""
-    for key in raw if isinstance(raw, dict) else ():
-        _check_key(key, param)
-    return p.metadata(raw, param)
+    """Create-time metadata: Stripe's limits (reference §9), no `[`/`]` in keys, no empty keys."""
+    return _metadata.check(raw, param)
 
 
 def merge_metadata(current: Mapping[str, str], raw, param: str = "metadata") -> dict[str, str]:
     """Update-time metadata: given keys are set, `metadata[k]=` removes one key, `metadata=` removes all."""
-    if raw in (None, ""):
-        return {}
-    if not isinstance(raw, dict):
-        raise invalid(param, "must be a hash.")
-    for key in raw:
-        _check_key(key, param)
-    new = p.metadata(raw, param)  # validates the non-empty values; drops the unsets
-    out = {k: v for k, v in current.items() if raw.get(k, None) != ""}
-    out.update(new)
-    if len(out) > p.MAX_METADATA_KEYS:
-        raise invalid(param, f"can have at most {p.MAX_METADATA_KEYS} keys.")
-    return out
-
-
-def _check_key(key, param: str) -> None:
-    if not isinstance(key, str) or key == "":
-        raise invalid(param, "keys must be non-empty strings.")
-    if "[" in key or "]" in key:
-        raise invalid(f"{param}[{key}]", "keys may not contain '[' or ']'.")
+    return _metadata.merge(current, raw, param)
 
 
 # --- default_price_data (product create) ------------------------------------------------------------------
@@ -262,8 +244,7 @@ def default_price_params(raw, product_id: str) -> dict:
         p.check_keys(p.hash_(data["recurring"], "default_price_data[recurring]"), {"interval", "interval_count"},
                      "default_price_data[recurring]")
     if "metadata" in data and isinstance(data["metadata"], dict):
-        for key in data["metadata"]:
-            _check_key(key, "default_price_data[metadata]")
+        _metadata.check(data["metadata"], "default_price_data[metadata]")
     return {**data, "product": product_id}
 
 

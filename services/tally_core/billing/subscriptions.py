@@ -7,8 +7,10 @@ catalog. Classic billing mode: every item shares one interval; periods come from
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Mapping
 
+from .. import metadata as _metadata
 from ..errors import InvalidRequest, invalid, missing
 from ..strings import MAX_TIMESTAMP
 from . import params as p
@@ -16,6 +18,29 @@ from .periods import add_interval, period_index
 from .prices import Price
 
 MAX_ITEMS = 20
+
+
+class SubscriptionStatus(StrEnum):
+    """Stripe's subscription statuses (reference §3.6); a str, so the wire form and old events stay as they are."""
+
+    INCOMPLETE = "incomplete"                  # first invoice not paid yet (23 hours, then incomplete_expired)
+    INCOMPLETE_EXPIRED = "incomplete_expired"  # terminal
+    ACTIVE = "active"
+    PAST_DUE = "past_due"                      # a renewal payment failed; retries are scheduled
+    UNPAID = "unpaid"                          # the last retry failed; drafts stop advancing
+    CANCELED = "canceled"                      # terminal
+    TRIALING = "trialing"                      # not produced yet (trials come with issue 10)
+    PAUSED = "paused"                          # not produced yet
+
+
+S = SubscriptionStatus
+# Statuses whose periods keep turning over (renewal invoices keep coming, §3.6).
+RENEWING = (S.ACTIVE, S.PAST_DUE, S.UNPAID)
+# Terminal statuses (§3.6): the subscription has ended and time no longer acts on it.
+ENDED = (S.CANCELED, S.INCOMPLETE_EXPIRED)
+# Paying (or marking uncollectible) the latest invoice makes these active again (§3.6).
+REACTIVATES = (S.PAST_DUE, S.UNPAID, S.INCOMPLETE)
+
 _CREATE = {"customer", "items", "billing_cycle_anchor", "cancel_at_period_end", "metadata", "expand",
            "collection_method", "default_payment_method", "payment_behavior", "proration_behavior",
            "billing_cycle_anchor_config"}
@@ -43,7 +68,7 @@ class Subscription:
     created: int
     current_period_start: int
     current_period_end: int
-    status: str = "active"
+    status: SubscriptionStatus = S.ACTIVE
     cancel_at_period_end: bool = False
     canceled_at: int | None = None
     ended_at: int | None = None
@@ -73,7 +98,7 @@ class Subscription:
             "current_period_start": self.current_period_start, "current_period_end": self.current_period_end,
         } for it in self.items]
         return {
-            "id": self.id, "object": "subscription", "customer": self.customer, "status": self.status,
+            "id": self.id, "object": "subscription", "customer": self.customer, "status": str(self.status),
             "billing_cycle_anchor": self.anchor, "cancel_at_period_end": self.cancel_at_period_end,
             "billing_cycle_anchor_config": {"day_of_month": self.day_of_month} if self.day_of_month else None,
             "canceled_at": self.canceled_at, "ended_at": self.ended_at, "created": self.created,
@@ -94,7 +119,8 @@ class Subscription:
         return cls(
             id=obj["id"], customer=obj["customer"], anchor=obj["billing_cycle_anchor"], created=obj["created"],
             current_period_start=obj["current_period_start"], current_period_end=obj["current_period_end"],
-            status=obj["status"], cancel_at_period_end=obj["cancel_at_period_end"], canceled_at=obj["canceled_at"],
+            status=SubscriptionStatus(obj["status"]), cancel_at_period_end=obj["cancel_at_period_end"],
+            canceled_at=obj["canceled_at"],
             ended_at=obj["ended_at"], latest_invoice=obj["latest_invoice"], metadata=dict(obj.get("metadata") or {}),
             day_of_month=(obj.get("billing_cycle_anchor_config") or {}).get("day_of_month"),
             items=tuple(Item(i["id"], Price.from_stripe(i["price"]), i["quantity"], i["created"], nxt.get(i["id"]))
@@ -164,7 +190,7 @@ def create_subscription(params: dict, *, id: str, customer: str, prices: Mapping
     cancel = p.boolean(params["cancel_at_period_end"], "cancel_at_period_end") if "cancel_at_period_end" in params else False
     sub = Subscription(id=id, customer=customer, items=items, anchor=anchor, created=now, current_period_start=now,
                        current_period_end=now, cancel_at_period_end=cancel, day_of_month=day,
-                       metadata=p.metadata(params["metadata"]) if "metadata" in params else {})
+                       metadata=_metadata.check(params["metadata"]) if "metadata" in params else {})
     interval, count = sub.interval
     if day is not None and interval != "month":
         raise invalid("billing_cycle_anchor_config", "is only for monthly prices.")

@@ -201,9 +201,14 @@ class KafkaLog:
         got = await consumer.getmany(timeout_ms=int(timeout * 1000), max_records=limit * max(1, len(positions)))
         out = []
         for tp, msgs in got.items():
-            out.extend(LogRecord(tp.partition, m.offset, m.value) for m in msgs)
-            if msgs:
-                at[tp.partition] = msgs[-1].offset + 1
+            # The port bounds each partition; aiokafka's max_records bounds the total, so one partition may
+            # bring more than `limit`: the rest is read again by the next poll (seek back to it).
+            kept = msgs[:limit]
+            out.extend(LogRecord(tp.partition, m.offset, m.value) for m in kept)
+            if kept:
+                at[tp.partition] = kept[-1].offset + 1
+                if len(msgs) > len(kept):
+                    consumer.seek(tp, at[tp.partition])
         return out
 
     async def close(self) -> None:

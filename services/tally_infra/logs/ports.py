@@ -39,7 +39,21 @@ class EventLog(Protocol):
     async def poll(self, topic: str, positions: dict[int, int], limit: int, timeout: float) -> list[LogRecord]:
         """Records from `positions` on (up to `limit` per partition), waiting up to `timeout` s for any."""
 
+    async def ping(self) -> None:
+        """Raise if the backend cannot be reached now (readiness)."""
+
     async def close(self) -> None: ...
+
+
+class LocalLog(EventLog, Protocol):
+    """A log this process can read directly (the Postgres log, the in-memory log): what the aggregator's
+    polling loop uses instead of a Kafka consumer group."""
+
+    async def read(self, topic: str, positions: dict[int, int], limit: int) -> list[LogRecord]:
+        """Records from `positions` on, up to `limit` per partition, without waiting."""
+
+    async def wait_for_appends(self, timeout: float) -> None:
+        """Return when something may have been appended, or after `timeout` s."""
 
 
 def partition_for(key: bytes, partitions: int) -> int:

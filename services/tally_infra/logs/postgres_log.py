@@ -131,6 +131,7 @@ class PostgresLog:
         per_part = max(1, batch // max(1, len(ends)))
         while any(positions[p] < ends[p] for p in ends):
             todo = {p: positions[p] for p in ends if positions[p] < ends[p]}
+            todo = dict(list(todo.items())[:max(1, batch)])  # batch < partitions: fewer partitions per read
             records = [r for r in await self.read(topic, todo, per_part) if r.offset < ends[r.partition]]
             for r in records:
                 positions[r.partition] = max(positions[r.partition], r.offset + 1)

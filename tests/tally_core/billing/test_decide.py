@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from tally_core.billing.book import USAGE_OBSERVED, Book, apply, due_at, from_objects, to_json
+from tally_core.billing.book import USAGE_OBSERVED, Book, apply, from_objects, to_json
+from tally_core.billing.schedule import due_at
 from tally_core.billing.decide import decide, preview
 from tally_core.billing.prices import create_price
 
@@ -133,7 +134,8 @@ def test_incomplete_expires_after_23_hours():
 
 def test_quantity_change_applies_from_next_period():
     c, _ = seed_000()
-    c.send("subscription.update", "sub_1", {"items": [{"id": c.book.subscriptions["sub_1"].items[0].id,
+    c.send("subscription.update", "sub_1", {"proration_behavior": "none",
+                                            "items": [{"id": c.book.subscriptions["sub_1"].items[0].id,
                                                        "quantity": "3"}]})
     assert c.book.subscriptions["sub_1"].items[0].quantity == 1
     c.advance(ts(2026, 2, 1))

@@ -9,7 +9,7 @@ import pytest
 import stripe
 
 from tally_core.billing import invoices as inv
-from tally_core.billing.invoices import Invoice, LineSpec, build_lines, finalize, totals
+from tally_core.billing.invoices import DiscountAmount, Invoice, LineSpec, build_lines, finalize, totals
 from tally_core.billing.payments import charge
 from tally_core.billing.prices import Price, Recurring, Tier
 from tally_core.errors import InvalidRequest
@@ -159,7 +159,7 @@ def test_draft_balance_is_refreshed_at_finalization():
 
 def test_totals_leave_room_for_discounts_and_tax():
     # given a 10000¢ line with a 1000¢ item discount and a 6000¢ line
-    lines = (dataclasses.replace(build_lines([license_line()])[0], discount_amounts=(1000,)),
+    lines = (dataclasses.replace(build_lines([license_line()])[0], discount_amounts=(DiscountAmount(1000, "di_1"),)),
              build_lines([usage_line(2500)])[0])
     # then subtotal = 9000 + 6000 = 15000 (item discount inside); total = 15000 − 500 invoice discount + 23 tax
     assert totals(lines, invoice_discounts=(500,), tax=23) == (15000, 14523)

@@ -1,0 +1,58 @@
+"""The billing projections' read side for the API: pages of objects, one object by id, one book (previews)."""
+
+from __future__ import annotations
+
+import asyncpg
+import orjson
+
+from tally_core.billing.book import Book
+
+from .store import load_books
+
+
+async def list_page(pool: asyncpg.Pool, table: str, account: str, filters: dict[str, object], *, limit: int,
+                    after: str | None, before: str | None, order: str = "created") -> tuple[list[dict], bool, bool]:
+    """A page newest first: (objects, has_more, cursor found). Filters are column = value (None: is null)."""
+    where, args = ["account = $1"], [account]
+    for column, value in filters.items():
+        if value is None:
+            where.append(f"{column} is null")
+        elif isinstance(value, (list, tuple)):
+            args.append(list(value))
+            where.append(f"{column} = any(${len(args)})")
+        else:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    tiebreak = "log_offset" if table == "billing_events" else "id"
+    cursor = after or before
+    if cursor:
+        row = await pool.fetchrow(f"select {order}, {tiebreak} from {table} where account = $1 and id = $2",
+                                  account, cursor)
+        if row is None:
+            return [], False, False
+        args += [row[0], row[1]]
+        cmp = "<" if after else ">"
+        where.append(f"({order}, {tiebreak}) {cmp} (${len(args) - 1}, ${len(args)})")
+    direction = "desc" if not before else "asc"
+    args.append(limit + 1)
+    rows = await pool.fetch(
+        f"select data from {table} where {' and '.join(where)} "
+        f"order by {order} {direction}, {tiebreak} {direction} limit ${len(args)}", *args)
+    objs = [orjson.loads(r[0]) for r in rows[:limit]]
+    if before:
+        objs.reverse()
+    return objs, len(rows) > limit, True
+
+
+async def locate(pool: asyncpg.Pool, table: str, account: str, id_: str) -> tuple[dict, str, bool] | None:
+    """(object, billing key, deleted) of one projected object, or None."""
+    deleted = "deleted" if table in ("billing_customers", "test_clocks") else "false"
+    key = "null" if table == "billing_events" else "key"  # events span books: they carry no billing key
+    row = await pool.fetchrow(f"select data, {key}, {deleted} from {table} where account = $1 and id = $2",
+                              account, id_)
+    return (orjson.loads(row[0]), row[1], row[2]) if row else None
+
+
+async def load_book(pool: asyncpg.Pool, account: str, key: str) -> Book:
+    """One book from its projected objects (previews read it without going through the worker)."""
+    return (await load_books(pool, key)).get(key) or Book(account, key)

@@ -1,0 +1,334 @@
+"""Billing commands as frozen, versioned models (ARCHITECTURE decision 10; issue 8 item 3).
+
+A command is an envelope (`id`, `type`, `version`, `account`, `key`, `at`, `grace`, `object_id`, the request's
+ids) around typed params: booleans are bools, timestamps and quantities ints, metadata a str → str map that
+keeps its empty values (on an update `metadata[k]=` unsets `k`, tally_core/metadata.py). A param not set was
+not sent; a param set to `None` was sent empty (`x=`, Stripe's "unset"), and goes back on the wire as `""`.
+
+- `parse(kind, params, ...)`: the API edge's check of everything that needs no state (edge.py, the core's own
+  rules), giving the typed params, or every refusal (the first one is the answer, as before).
+- `to_params(model)`: the normalized params the log carries; deciding them gives what the raw params gave.
+- `load(record)`: the worker's read of a log record: trusted, never re-checked against today's rules (so
+  re-deciding an old command cannot change because a rule was tightened). Commands written before the models
+  carry the raw form strings (`"true"`, `"5"`); load turns those into bools and ints and keeps anything else,
+  unknown keys included, as it was, so the decision stays the one those records got.
+"""
+
+from __future__ import annotations
+
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
+
+from ..errors import invalid
+from ..strings import ASCII_INTEGER, MAX_TIMESTAMP, MIN_TIMESTAMP
+from . import params as p
+from .edge import validate
+from .handlers.subscriptions import PRORATION_BEHAVIORS
+
+VERSION = 1
+
+Timestamp = Annotated[int, Field(ge=MIN_TIMESTAMP, le=MAX_TIMESTAMP, description="unix seconds")]
+Quantity = Annotated[int, Field(ge=0, le=p.MAX_QUANTITY)]
+Balance = Annotated[int, Field(ge=-p.MAX_BALANCE, le=p.MAX_BALANCE,
+                               description="minor units; negative is credit owed to the customer")]
+Metadata = Annotated[dict[str, str], Field(description="keys merge; an empty value unsets its key")]
+ProrationBehavior = Literal[PRORATION_BEHAVIORS]
+# Accepted by the API and carried, but no decision reads it yet (issue 8 item 5 decides each).
+Unread = Annotated[JsonValue, Field(description="accepted, not read by any decision yet")]
+
+
+class Params(BaseModel):
+    """A command's params. Unknown keys are kept only when loading a record written before the models."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", json_schema_extra={"additionalProperties": False},
+                              defer_build=True)
+
+    def wire(self) -> dict:
+        """The params in the form the core reads (Stripe's request form, normalized)."""
+        return _blank_to_empty(self.model_dump(mode="json", exclude_unset=True, warnings=False))
+
+    @classmethod
+    def from_wire(cls, params: dict) -> dict:
+        """Field values from a record's params, coerced without rules (see `load`)."""
+        return {k: _loose(cls, k, v) for k, v in params.items()}
+
+
+class NoParams(Params):
+    """customer.delete, invoice.void, invoice.mark_uncollectible, test_clock.delete and tick read no params."""
+
+
+class _CustomerParams(Params):
+    email: str | None = None
+    name: str | None = None
+    description: str | None = None
+    phone: str | None = None
+    address: dict[str, str] | None = None
+    metadata: Metadata | None = None
+    balance: Balance = None
+    # `invoice_settings[default_payment_method]`, or `payment_method` (Stripe takes either on a customer).
+    default_payment_method: str | None = None
+
+    def wire(self) -> dict:
+        out = super().wire()
+        if out.get("default_payment_method"):
+            out["invoice_settings"] = {"default_payment_method": out.pop("default_payment_method")}
+        out.pop("default_payment_method", None)
+        return out
+
+
+class CustomerCreateParams(_CustomerParams):
+    test_clock: str | None = None
+
+
+class CustomerUpdateParams(_CustomerParams):
+    pass
+
+
+class SubscriptionItemCreate(Params):
+    price: str
+    quantity: Quantity | None = None  # absent: 1 for a licensed price, usage for a metered one
+
+
+class AnchorConfig(Params):
+    day_of_month: Annotated[int, Field(ge=1, le=31)]
+
+
+class SubscriptionCreateParams(Params):
+    customer: str
+    items: tuple[SubscriptionItemCreate, ...] = ()
+    metadata: Metadata | None = None
+    billing_cycle_anchor: Timestamp | None = None
+    billing_cycle_anchor_config: AnchorConfig | None = None
+    cancel_at_period_end: bool = None
+    payment_behavior: Literal["allow_incomplete", "default_incomplete", "error_if_incomplete"] = None
+    collection_method: Literal["charge_automatically"] = None
+    proration_behavior: ProrationBehavior = None
+
+
+class SubscriptionItemUpdate(Params):
+    id: str
+    quantity: Quantity | None = None
+    price: str | None = None
+    # Any non-empty `deleted` is refused by the worker today (removing comes with proration), `false` too:
+    # its value is the truth of what was sent, so `deleted=false` keeps being refused.
+    deleted: bool = None
+
+    @classmethod
+    def from_wire(cls, params: dict) -> dict:
+        values = super().from_wire(params)
+        if isinstance(params.get("deleted"), (str, bool)):
+            values["deleted"] = bool(params["deleted"])
+        return values
+
+
+class SubscriptionUpdateParams(Params):
+    items: tuple[SubscriptionItemUpdate, ...] | None = None
+    cancel_at_period_end: bool = None
+    metadata: Metadata | None = None
+    proration_behavior: ProrationBehavior = None
+
+
+class SubscriptionCancelParams(Params):
+    invoice_now: bool = None
+    prorate: bool = None
+    cancellation_details: Unread = None
+
+
+class InvoiceFinalizeParams(Params):
+    auto_advance: bool = None
+
+
+class InvoicePayParams(Params):
+    payment_method: str | None = None
+    paid_out_of_band: bool | None = None
+    off_session: Unread = None
+
+
+class TestClockCreateParams(Params):
+    __test__ = False  # not a pytest class
+
+    frozen_time: Timestamp
+    name: str | None = None
+
+
+class TestClockAdvanceParams(Params):
+    __test__ = False
+
+    frozen_time: Timestamp
+
+
+PARAMS: dict[str, type[Params]] = {
+    "customer.create": CustomerCreateParams, "customer.update": CustomerUpdateParams,
+    "customer.delete": NoParams,
+    "subscription.create": SubscriptionCreateParams, "subscription.update": SubscriptionUpdateParams,
+    "subscription.cancel": SubscriptionCancelParams,
+    "invoice.finalize": InvoiceFinalizeParams, "invoice.pay": InvoicePayParams, "invoice.void": NoParams,
+    "invoice.mark_uncollectible": NoParams,
+    "test_clock.create": TestClockCreateParams, "test_clock.advance": TestClockAdvanceParams,
+    "test_clock.delete": NoParams, "tick": NoParams,
+}
+
+
+# --- the envelope --------------------------------------------------------------------------------------------
+
+class Command(BaseModel):
+    """A billing-commands record: what the API (or the ticker) asks the billing worker to do. Keyed
+    account:customer, or account:clock_… for a test clock and its customers; a tick is keyed tick:N to reach
+    partition N. Every value the decision uses is in the record (the time `at`, the grace period, pinned
+    price snapshots), so re-deciding from the log decides the same. `version` absent means 1."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    id: Annotated[str, Field(pattern="^cmd_")]
+    type: str
+    version: Literal[1] = VERSION
+    account: str
+    key: str
+    at: Annotated[int, Field(description="unix seconds when the command was written (books on a test clock "
+                                         "use the clock's time)")]
+    grace: Annotated[int, Field(ge=0, description="seconds a renewal draft stays open; absent: 1 hour; the "
+                                                  "core holds it within 0..72 hours")] = None
+    object_id: Annotated[str | None, Field(description="the object acted on; for creates, the id the API "
+                                                       "chose")] = None
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    params: Params = Field(default_factory=NoParams)
+
+
+def _command(kind: str, params: type[Params], name: str, doc: str, **fields) -> type[Command]:
+    annotations = {"type": Literal[kind], "params": params, **{k: v[0] for k, v in fields.items()}}
+    defaults = {"params": Field(default_factory=NoParams)} if params is NoParams else {}
+    defaults.update({k: v[1] for k, v in fields.items() if len(v) > 1})
+    return type(name, (Command,), {"__annotations__": annotations, "__doc__": doc, "__module__": __name__,
+                                   **defaults})
+
+
+_PRICES = (Annotated[dict[str, dict[str, Any]], Field(
+    description="price id → the price object (tiers expanded) pinned at request time")], {})
+CustomerCreate = _command("customer.create", CustomerCreateParams, "CustomerCreate", "POST /v1/customers")
+CustomerUpdate = _command("customer.update", CustomerUpdateParams, "CustomerUpdate", "POST /v1/customers/{id}")
+CustomerDelete = _command("customer.delete", NoParams, "CustomerDelete", "DELETE /v1/customers/{id}")
+SubscriptionCreate = _command("subscription.create", SubscriptionCreateParams, "SubscriptionCreate",
+                              "POST /v1/subscriptions", prices=_PRICES)
+SubscriptionUpdate = _command("subscription.update", SubscriptionUpdateParams, "SubscriptionUpdate",
+                              "POST /v1/subscriptions/{id}")
+SubscriptionCancel = _command("subscription.cancel", SubscriptionCancelParams, "SubscriptionCancel",
+                              "DELETE /v1/subscriptions/{id}")
+InvoiceFinalize = _command("invoice.finalize", InvoiceFinalizeParams, "InvoiceFinalize",
+                           "POST /v1/invoices/{id}/finalize")
+InvoicePay = _command("invoice.pay", InvoicePayParams, "InvoicePay", "POST /v1/invoices/{id}/pay")
+InvoiceVoid = _command("invoice.void", NoParams, "InvoiceVoid", "POST /v1/invoices/{id}/void")
+InvoiceMarkUncollectible = _command("invoice.mark_uncollectible", NoParams, "InvoiceMarkUncollectible",
+                                    "POST /v1/invoices/{id}/mark_uncollectible")
+TestClockCreate = _command("test_clock.create", TestClockCreateParams, "TestClockCreate",
+                           "POST /v1/test_helpers/test_clocks")
+TestClockAdvance = _command("test_clock.advance", TestClockAdvanceParams, "TestClockAdvance",
+                            "POST /v1/test_helpers/test_clocks/{id}/advance")
+TestClockDelete = _command("test_clock.delete", NoParams, "TestClockDelete",
+                           "DELETE /v1/test_helpers/test_clocks/{id}")
+Tick = _command("tick", NoParams, "Tick", "Time for every book of partition N (off test clocks) up to `at`; "
+                "written by the ticker, for no account.", account=(None, None))
+
+COMMANDS: dict[str, type[Command]] = {c.model_fields["type"].annotation.__args__[0]: c for c in (
+    CustomerCreate, CustomerUpdate, CustomerDelete, SubscriptionCreate, SubscriptionUpdate, SubscriptionCancel,
+    InvoiceFinalize, InvoicePay, InvoiceVoid, InvoiceMarkUncollectible, TestClockCreate, TestClockAdvance,
+    TestClockDelete, Tick)}
+AnyCommand = Annotated[Union[tuple(COMMANDS.values())], Field(discriminator="type")]
+COMMAND = TypeAdapter(AnyCommand, config=ConfigDict(defer_build=True))
+
+
+# --- edge, log, worker ---------------------------------------------------------------------------------------
+
+def parse(kind: str, params: dict, *, object_id: str | None, account: str, now: int) -> Params:
+    """The typed params of a request, or the first refusal (carrying every one, edge.InvalidCommand)."""
+    model = PARAMS.get(kind)
+    if model is None:
+        raise ValueError(f"unknown billing command {kind!r}")
+    values = validate(kind, params, object_id=object_id, account=account, now=now)
+    try:
+        return model.model_validate(values)
+    except ValidationError as err:
+        # Only a shape the core's rules let through yet no field can hold (e.g. a JSON number for an id).
+        first = err.errors()[0]
+        loc = [str(x) for x in first["loc"]]
+        raise invalid(loc[0] + "".join(f"[{x}]" for x in loc[1:]), first["msg"] + ".") from None
+
+
+def to_params(model: Params | Command) -> dict:
+    """The params a log record carries for `model` (a command's, or parsed params)."""
+    return (model.params if isinstance(model, Command) else model).wire()
+
+
+def to_record(command: Command) -> dict:
+    """The billing-commands record of a command (what `load` reads back)."""
+    out = command.model_dump(mode="json", exclude_unset=True, exclude={"params"})
+    out.update(type=command.type, version=command.version)
+    if not isinstance(command.params, NoParams) or "params" in command.model_fields_set:
+        out["params"] = to_params(command)
+    return out
+
+
+def load(record: dict) -> Command:
+    """A log record as its command model, trusted (no rule is checked again). ValueError for an unknown type,
+    as deciding one raises today (the ledger records a `tally.command_failed`)."""
+    model = COMMANDS.get(record.get("type"))
+    if model is None:
+        raise ValueError(f"unknown billing command {record.get('type')!r}")
+    fields = {k: v for k, v in record.items() if k in model.model_fields}
+    fields["version"] = record.get("version", VERSION)
+    params_model = model.model_fields["params"].annotation
+    fields["params"] = _construct(params_model, record.get("params") or {})
+    return model.model_construct(**fields)
+
+
+def _construct(model: type[Params], params: dict) -> Params:
+    values = model.from_wire(params) if isinstance(params, dict) else {}
+    return model.model_construct(**values)
+
+
+def _loose(model: type[Params], name: str, raw):
+    """`raw` as the field's type if it has the form the old edge accepted, else `raw` unchanged: deciding
+    either gives the same (p.boolean("true") is p.boolean(True), p.integer("5") is p.integer(5))."""
+    if raw == "":
+        return None
+    field = model.model_fields.get(name)
+    if field is None:
+        return raw
+    kind = _kind(field.annotation)
+    if kind is bool and raw in ("true", "false"):
+        return raw == "true"
+    if kind is int and isinstance(raw, str) and ASCII_INTEGER.fullmatch(raw) and len(raw.lstrip("-")) <= 19:
+        return int(raw)
+    if isinstance(kind, type) and issubclass(kind, Params) and isinstance(raw, dict):
+        return _construct(kind, raw)
+    if isinstance(kind, tuple) and isinstance(raw, (list, dict)):  # items; forms leave gaps as a dict
+        return tuple(_construct(kind[0], it) if isinstance(it, dict) else it
+                     for it in (raw.values() if isinstance(raw, dict) else raw))
+    return raw
+
+
+def _kind(annotation):
+    """bool, int, a Params model, (item model,) for a tuple of them, or None."""
+    for arg in get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,):
+        arg = get_args(arg)[0] if get_origin(arg) is Annotated else arg
+        if arg in (bool, int) or (isinstance(arg, type) and issubclass(arg, Params)):
+            return arg
+        if get_origin(arg) is tuple and issubclass(get_args(arg)[0], Params):
+            return (get_args(arg)[0],)
+    return None
+
+
+def _blank_to_empty(value):
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return {k: _blank_to_empty(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_blank_to_empty(v) for v in value]
+    return value
+
+
+__all__ = ["COMMAND", "COMMANDS", "Command", "PARAMS", "Params", "load", "parse", "to_params",
+           "to_record"]

@@ -1,0 +1,142 @@
+"""The decision context: one decision in progress (`Run`) and what it answers (`Decision`).
+
+A run holds the book so far and the events emitted. Every change is an event applied to the book as it is
+emitted (`book.apply`), so the book is always the fold of the events. Ids derive from the command id, the
+book's key and a counter, and every usage value read is recorded as a `tally.usage_observed` record:
+re-deciding from the same commands and observations gives the same events, byte for byte. The order in
+which a decision asks for ids is therefore part of the contract: moving code must not reorder `new_id` calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Callable
+
+from ..errors import ApiError, ResourceMissing, missing_reference
+from . import invoices as inv_
+from .book import USAGE_OBSERVED, Book, apply
+from .customers import Customer
+from .invoices import Invoice
+from .payments import PaymentOutcome
+from .subscriptions import Subscription
+
+UsageReader = Callable[[str, str, int, int], Decimal]  # (meter, customer, start, end) → aggregated value
+DEFAULT_GRACE = 3600        # "default finalization grace period of 1 hour" (§1.10)
+MAX_GRACE = 72 * 3600       # "up to 72 hours (3 days)"
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass
+class Decision:
+    book: Book
+    events: list[dict] = field(default_factory=list)
+    result: dict | None = None       # the object the API answers with
+    error: ApiError | None = None    # the command was refused (events may still hold what time did first)
+
+
+class Run:
+    """One decision in progress: the book so far, the events emitted, deterministic ids."""
+
+    def __init__(self, book: Book, command: dict, usage: UsageReader):
+        self.book = book
+        self.command = command
+        self.usage_reader = usage
+        self.events: list[dict] = []
+        self._n = 0
+        self.grace = min(max(int(command.get("grace", DEFAULT_GRACE)), 0), MAX_GRACE)
+        self.request = {"id": command.get("request_id"), "idempotency_key": command.get("idempotency_key")}
+        self.caused = False  # True while the command itself acts (its events name the request)
+        self._observed: dict[tuple, Decimal] = {}
+        self.error: ApiError | None = None
+        self.last_outcome: PaymentOutcome | None = None
+
+    @property
+    def params(self) -> dict:
+        return self.command["params"]
+
+    def new_id(self, prefix: str) -> str:
+        self._n += 1
+        # One tick decides for many books: the book's key keeps their ids apart.
+        digest = hashlib.blake2b(f"{self.command['id']}/{self.book.key}/{self._n}".encode(), digest_size=18).digest()
+        n = int.from_bytes(digest, "big")
+        chars = []
+        for _ in range(24):
+            n, r = divmod(n, 62)
+            chars.append(_ALPHABET[r])
+        return f"{prefix}_{''.join(chars)}"
+
+    def emit(self, kind: str, obj: dict, created: int, previous: dict | None = None) -> None:
+        data = {"object": obj}
+        if previous:
+            data["previous_attributes"] = previous
+        event = {
+            "id": self.new_id("evt"), "object": "event", "type": kind, "created": created, "api_version": None,
+            "livemode": False, "pending_webhooks": 0, "data": data,
+            "request": self.request if self.caused else {"id": None, "idempotency_key": None},
+            "account": self.book.account, "key": self.book.key, "command": self.command["id"],
+        }
+        self.events.append(event)
+        self.book = apply(self.book, event)
+
+    def usage(self, meter: str, customer: str, start: int, end: int) -> Decimal:
+        key = (meter, customer, start, end)
+        if key not in self._observed:
+            value = Decimal(self.usage_reader(meter, customer, start, end))
+            self._observed[key] = value
+            self.events.append({
+                "id": self.new_id("obs"), "type": USAGE_OBSERVED, "account": self.book.account,
+                "key": self.book.key, "command": self.command["id"], "data": {"object": {
+                    "meter": meter, "customer": customer, "start": start, "end": end, "value": str(value)}}})
+        return self._observed[key]
+
+    # --- objects ---------------------------------------------------------------------------------------------
+
+    def sub(self, sub_id: str, param: str = "id") -> Subscription:
+        sub = self.book.subscriptions.get(sub_id)
+        if sub is None:
+            raise _missing("subscription", sub_id, param)
+        return sub
+
+    def customer(self, customer_id: str, param: str = "id") -> Customer:
+        cus = self.book.customers.get(customer_id)
+        if cus is None or cus.deleted:
+            raise _missing("customer", customer_id, param)
+        return cus
+
+    def invoice(self, invoice_id: str) -> Invoice:
+        inv = self.book.invoices.get(invoice_id)
+        if inv is None:
+            raise ResourceMissing("invoice", invoice_id, param="id")
+        return inv
+
+    def subscription_of(self, inv: Invoice) -> Subscription | None:
+        return self.book.subscriptions.get(inv.subscription) if inv.subscription else None
+
+    def save_sub(self, kind: str, new: Subscription, old: Subscription | None, at: int) -> None:
+        self.emit(kind, new.to_stripe(), at, changed(old.to_stripe(), new.to_stripe()) if old else None)
+
+    def save_invoice(self, kind: str, inv: Invoice, at: int) -> None:
+        self.emit(kind, inv_.to_stripe(inv), at)
+
+    def set_balance(self, customer_id: str, balance: int, at: int) -> None:
+        cus = self.book.customers[customer_id]
+        if cus.balance != balance:
+            self.emit("customer.updated", replace(cus, balance=balance).to_stripe(), at, {"balance": cus.balance})
+
+
+def _missing(kind: str, id_: str, param: str) -> ResourceMissing:
+    return ResourceMissing(kind, id_) if param == "id" else missing_reference(kind, id_, param)
+
+
+def changed(old: dict, new: dict) -> dict:
+    """Stripe's `previous_attributes`: the old values of top-level fields that changed."""
+    return {k: v for k, v in old.items() if new.get(k) != v}
+
+
+def command_time(book: Book, command: dict) -> int:
+    """A clock's customers live at the clock's time; everyone else at the time the command was written."""
+    if book.on_clock and book.clock is not None and not book.clock.deleted:
+        return book.clock.frozen_time
+    return int(command["at"])

@@ -1,0 +1,42 @@
+"""`customer.create`, `customer.update`, `customer.delete` (reference §4.7 balances, §7 clocks)."""
+
+from __future__ import annotations
+
+from ...errors import missing_reference
+from ..context import Run, changed
+from ..customers import Customer, create_customer, update_customer
+from ..subscriptions import ENDED
+from .subscriptions import end_subscription
+
+
+def customer_create(run: Run, now: int) -> dict:
+    params = run.params
+    clock = params.get("test_clock") or None
+    if clock is not None and (run.book.clock is None or run.book.clock.id != clock or run.book.clock.deleted):
+        raise missing_reference("test_clock", str(clock), "test_clock")
+    cus = create_customer(params, id=run.command["object_id"], account=run.book.account, now=now,
+                          test_clock_time=run.book.clock.frozen_time if clock else None)
+    run.emit("customer.created", cus.to_stripe(), now)
+    return cus.to_stripe()
+
+
+def customer_update(run: Run, now: int) -> dict:
+    cus = run.customer(run.command["object_id"])
+    new = update_customer(cus, run.params)
+    run.emit("customer.updated", new.to_stripe(), now, changed(cus.to_stripe(), new.to_stripe()))
+    return new.to_stripe()
+
+
+def delete_customer(run: Run, cus: Customer, now: int) -> dict:
+    """Deleting a customer cancels its subscriptions at once (Stripe: "immediately cancels any active
+    subscriptions on the customer")."""
+    for sub_id in sorted(run.book.subscriptions):
+        sub = run.book.subscriptions[sub_id]
+        if sub.customer == cus.id and sub.status not in ENDED:
+            end_subscription(run, sub, now)
+    run.emit("customer.deleted", cus.to_stripe(), now)
+    return run.book.customers[cus.id].to_stripe()
+
+
+def customer_delete(run: Run, now: int) -> dict:
+    return delete_customer(run, run.customer(run.command["object_id"]), now)

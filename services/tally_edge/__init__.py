@@ -1,0 +1,1 @@
+"""The HTTP edge beneath api and ingest: context, endpoint wrapper, auth, forms, idempotency, errors."""

@@ -1,0 +1,838 @@
+"""Every parameter every route declares, sent for real: it does what Stripe documents, or it is refused naming it.
+
+Issue 8 item 5: a parameter accepted and then ignored is worse than a refusal (a caller who passed
+`proration_behavior` believes an upgrade was billed). `EFFECTS` holds, per route and per declared parameter,
+a plausible value and how its effect shows (the answer reflects it, a list is filtered by it, …), or
+`REFUSED` when tally refuses the parameter outright. The walker sends each one and also an obviously wrong
+value (derived from the contract's schema unless the entry names one), which must be a 4xx whose `param`
+names the parameter. A parameter a contract declares without an entry here fails the first test: add one.
+
+`expand` and the paging parameters are walked generically: every expansion the contract declares must come
+back expanded, any other must be refused; `limit`, `starting_after`, `ending_before` must page.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import httpx
+import pytest
+
+from tally_api.contracts import CONTRACTS
+from tests.factories import send_event
+
+NOW = 1_767_225_600  # the FakeClock's start, 2026-01-01T00:00:00Z
+HOUR = 3600
+_serial = itertools.count(1)
+
+
+def unique(prefix: str) -> Callable:
+    return lambda w: f"{prefix}_{next(_serial)}"
+
+
+AUTO, SKIP = object(), object()
+
+
+@dataclass
+class E:
+    """One parameter's walk: `value` (or a function of the world), `sees(answer, value, world)` true when its
+    effect is visible; `refused`: tally refuses it (4xx naming it) even with a plausible value."""
+
+    value: Any = None
+    sees: Callable | None = None
+    refused: bool = False
+    bad: Any = AUTO
+    extra: dict = field(default_factory=dict)  # other params the trial needs (functions of the world allowed)
+    without: tuple = ()  # base params this trial leaves out
+
+
+REFUSED = lambda value, **kw: E(value, refused=True, **kw)  # noqa: E731
+EXPAND, PAGE = E(), E()  # walked generically (see the module docstring)
+
+
+def reflects(field_: str, expect=None) -> Callable:
+    """The answer's `field_` (dotted path) equals the value sent (or `expect`)."""
+    def sees(obj, value, w):
+        got = obj
+        for part in field_.split("."):
+            got = got[int(part)] if isinstance(got, list) else got[part]
+        return got == (value if expect is None else expect)
+    return sees
+
+
+def every(pred: Callable) -> Callable:
+    """A list filter: the page is not empty and every object on it satisfies `pred(obj, value)`."""
+    return lambda obj, value, w: bool(obj["data"]) and all(pred(x, value) for x in obj["data"])
+
+
+def day_of(ts: int) -> int:
+    return datetime.fromtimestamp(ts, timezone.utc).day
+
+
+# --- the world each trial starts from ----------------------------------------------------------------------
+
+class World:
+    def __init__(self, api: httpx.AsyncClient, clock=None):
+        self.api, self.clock_ = api, clock  # the runtime's FakeClock
+        self.cache: dict[str, Any] = {}
+
+    async def post(self, path: str, params: dict) -> dict:
+        r = await self.api.post(path, data=form(params))
+        assert r.status_code == 200, (path, params, r.text)
+        return r.json()
+
+    async def once(self, name: str, make: Callable) -> Any:
+        if name not in self.cache:
+            self.cache[name] = await make()
+        return self.cache[name]
+
+    async def meter(self) -> dict:
+        return await self.once("meter", lambda: self.new_meter("walk_tokens", dimension_payload_keys=["region"]))
+
+    async def new_meter(self, event_name: str | None = None, **extra) -> dict:
+        return await self.post("/v1/billing/meters", {
+            "display_name": "Walk", "event_name": event_name or unique("walk")(self),
+            "default_aggregation": {"formula": "sum"}, **extra})
+
+    async def inactive_meter(self) -> dict:
+        meter = await self.new_meter()
+        return await self.post(f"/v1/billing/meters/{meter['id']}/deactivate", {})
+
+    async def product(self) -> dict:
+        return await self.once("product", lambda: self.new_product())
+
+    async def new_product(self, **extra) -> dict:
+        return await self.post("/v1/products", {"name": "Walk", **extra})
+
+    async def price(self, name: str = "price", **extra) -> dict:
+        async def make():
+            params = {"currency": "usd", "unit_amount": 1000, "product": (await self.product())["id"],
+                      "recurring": {"interval": "month"}, **extra}
+            return await self.post("/v1/prices", {k: v for k, v in params.items() if v is not None})
+        return await self.once(name, make)
+
+    async def customer(self, **extra) -> dict:
+        return await self.post("/v1/customers", {"name": "Walk", "email": unique("walk")(self) + "@example.com",
+                                                 **extra})
+
+    async def clock(self, frozen_time: int = NOW) -> dict:
+        return await self.post("/v1/test_helpers/test_clocks", {"frozen_time": frozen_time, "name": "walk"})
+
+    async def subscription(self, customer: dict | None = None, **extra) -> dict:
+        customer = customer or await self.customer(payment_method="pm_card_visa")
+        items = extra.pop("items", None) or [{"price": (await self.price())["id"]}]
+        return await self.post("/v1/subscriptions", {"customer": customer["id"], "items": items, **extra})
+
+    async def two_line_invoice(self) -> str:
+        async def make():
+            second = await self.price("price2", unit_amount=500)
+            sub = await self.subscription(items=[{"price": (await self.price())["id"]}, {"price": second["id"]}])
+            return sub["latest_invoice"]
+        return await self.once("two_line_invoice", make)
+
+    async def open_invoice(self) -> str:
+        """A first invoice whose card was declined: open, the subscription incomplete."""
+        sub = await self.subscription(await self.customer(payment_method="pm_card_chargeDeclined"))
+        return sub["latest_invoice"]
+
+    async def draft_invoice(self) -> str:
+        """A renewal invoice in its grace period: a clock moved just past the first period's end."""
+        clock = await self.clock()
+        sub = await self.subscription(await self.customer(test_clock=clock["id"], payment_method="pm_card_visa"))
+        await self.post(f"/v1/test_helpers/test_clocks/{clock['id']}/advance",
+                        {"frozen_time": sub["current_period_end"] + 60})
+        await self.ready(clock["id"])
+        listed = (await self.api.get("/v1/invoices", params={"subscription": sub["id"], "status": "draft"})).json()
+        return listed["data"][0]["id"]
+
+    async def ready(self, clock_id: str) -> None:
+        for _ in range(200):
+            r = (await self.api.get(f"/v1/test_helpers/test_clocks/{clock_id}")).json()
+            if r["status"] == "ready":
+                return
+        raise AssertionError(f"clock {clock_id} never ready")
+
+    async def usage(self) -> dict:
+        """Events on the shared meter: cus_walk 10 (eu) and 5 (us) in the first hour, 7 (eu) in the second."""
+        async def make():
+            meter = await self.meter()
+            t0 = NOW - 3 * HOUR
+            for value, region, at in (("10", "eu", t0 + 60), ("5", "us", t0 + 120), ("7", "eu", t0 + HOUR + 60)):
+                r = await send_event(self.api, customer="cus_walk", value=value, event_name="walk_tokens",
+                                     region=region, timestamp=str(at))
+                assert r.status_code == 200, r.text
+            await send_event(self.api, customer="cus_other", value="100", event_name="walk_tokens", region="eu",
+                             timestamp=str(t0 + 60))
+            for _ in range(200):  # the aggregator runs in-process: wait until it has counted all four
+                s = (await self.api.get(f"/v1/billing/meters/{meter['id']}/event_summaries", params={
+                    "customer": "cus_other", "start_time": t0, "end_time": t0 + 2 * HOUR})).json()
+                mine = (await self.api.get(f"/v1/billing/meters/{meter['id']}/event_summaries", params={
+                    "customer": "cus_walk", "start_time": t0, "end_time": t0 + 2 * HOUR})).json()
+                if s["data"][0]["aggregated_value"] == 100 and mine["data"][0]["aggregated_value"] == 22:
+                    return {"meter": meter, "t0": t0}
+            raise AssertionError("usage never aggregated")
+        return await self.once("usage", make)
+
+
+def form(params: dict, prefix: str = "") -> dict:
+    """Stripe's form encoding: nested hashes as `a[b]`, lists as `a[0]`, booleans as `true`/`false`."""
+    out: dict = {}
+    for key, value in params.items():
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(form(value, name) if value else {name: ""})
+        elif isinstance(value, list):
+            out.update(form(dict(enumerate(value)), name))
+        elif isinstance(value, bool):
+            out[name] = "true" if value else "false"
+        else:
+            out[name] = str(value)
+    return out
+
+
+# --- what each route is walked on ------------------------------------------------------------------------------
+
+@dataclass
+class Walk:
+    target: Callable | None = None  # async (world) -> the `{id}` of the path
+    base: Callable | None = None  # async (world) -> the params every trial of this route sends
+    params: dict = field(default_factory=dict)
+    expand_extra: dict = field(default_factory=dict)  # what an expansion needs to have something to expand
+    expand_without: tuple = ()
+
+
+async def _none(w):
+    return {}
+
+
+async def _meter_id(w):
+    return (await w.meter())["id"]
+
+
+async def _fresh_meter_id(w):
+    return (await w.new_meter())["id"]
+
+
+async def _inactive_meter_id(w):
+    return (await w.inactive_meter())["id"]
+
+
+async def _product_id(w):
+    return (await w.new_product())["id"]
+
+
+_TIERED = {"billing_scheme": "tiered", "tiers_mode": "volume", "tiers": [{"up_to": "inf", "unit_amount": 5}],
+           "recurring": {"interval": "month"}}
+
+
+async def _price_id(w):
+    return (await w.price("tiered_price", lookup_key=unique("lk")(w), unit_amount=None, **_TIERED))["id"]
+
+
+async def _clocked_customer_id(w):
+    return (await w.customer(test_clock=(await w.clock())["id"]))["id"]
+
+
+async def _metered_sub_id(w):
+    """A subscription with a metered item and 5 units of usage this period, counted by the aggregator."""
+    metered = await w.price("metered_price", recurring={"interval": "month", "usage_type": "metered",
+                                                        "meter": (await w.meter())["id"]})
+    customer = await w.customer(payment_method="pm_card_visa")
+    sub = await w.subscription(customer, items=[{"price": metered["id"]}])
+    at = int(w.clock_())
+    r = await send_event(w.api, customer=customer["id"], value="5", event_name="walk_tokens", region="eu",
+                         timestamp=str(at))
+    assert r.status_code == 200, r.text
+    meter = (await w.meter())["id"]
+    for _ in range(200):
+        s = (await w.api.get(f"/v1/billing/meters/{meter}/event_summaries", params={
+            "customer": customer["id"], "start_time": at // 60 * 60, "end_time": at // 60 * 60 + 60})).json()
+        if s["data"] and s["data"][0]["aggregated_value"] == 5:
+            w.clock_.advance(60)  # "usage so far" needs a period that has begun
+            return sub["id"]
+    raise AssertionError("usage never aggregated")
+
+
+async def _customer_id(w):
+    return (await w.customer())["id"]
+
+
+async def _subscription_id(w):
+    return (await w.subscription())["id"]
+
+
+async def _invoice_id(w):
+    return await w.two_line_invoice()
+
+
+async def _open_invoice_id(w):
+    return await w.open_invoice()
+
+
+async def _draft_invoice_id(w):
+    return await w.draft_invoice()
+
+
+async def _clock_id(w):
+    return (await w.clock())["id"]
+
+
+async def _event_id(w):
+    await w.customer()
+    return (await w.api.get("/v1/events")).json()["data"][0]["id"]
+
+
+async def _meter_base(w):
+    return {"display_name": "Walk", "event_name": unique("walk")(w), "default_aggregation": {"formula": "sum"}}
+
+
+async def _price_base(w):
+    return {"currency": "usd", "unit_amount": 1000, "product": (await w.product())["id"]}
+
+
+async def _sub_base(w):
+    customer = await w.customer(payment_method="pm_card_visa")
+    return {"customer": customer["id"], "items": [{"price": (await w.price())["id"]}]}
+
+
+async def _summaries_base(w):
+    u = await w.usage()
+    return {"customer": "cus_walk", "start_time": u["t0"], "end_time": u["t0"] + 2 * HOUR}
+
+
+async def _seed_lists(w):
+    await w.once("seeded", lambda: _seed(w))
+    return {}
+
+
+async def _seed(w):
+    """Two or more of every listed object, so that a filter or a page that changes nothing shows."""
+    await w.meter(), await w.inactive_meter()
+    await w.new_product(active=False, shippable=True, url="https://walk.example/x")
+    await w.price(), await w.price("metered_price", recurring={"interval": "month", "usage_type": "metered",
+                                                               "meter": (await w.meter())["id"]})
+    await w.price("one_time", unit_amount=300, recurring=None)
+    await _price_id(w)
+    await w.two_line_invoice(), await w.open_invoice()
+    canceled = await w.subscription()
+    r = await w.api.delete(f"/v1/subscriptions/{canceled['id']}")
+    assert r.status_code == 200, r.text
+    await w.clock(), await w.clock()
+    return True
+
+
+async def _invoices_of(w, sub_id: str) -> list[dict]:
+    return (await w.api.get("/v1/invoices", params={"subscription": sub_id})).json()["data"]
+
+
+async def _sub_with_item(w):
+    sub = await w.subscription()
+    w.cache["walked_item"] = sub["items"]["data"][0]["id"]
+    return sub["id"]
+
+
+async def _prices_can_use(obj, value, w):
+    r = await w.api.post("/v1/prices", data=form({"currency": "usd", "unit_amount": 1, "product": obj["id"],
+                                                  "recurring": {"interval": "month"}}))
+    return r.status_code == 200
+
+
+async def _default_price_is(obj, value, w):
+    price = (await w.api.get(f"/v1/prices/{obj['default_price']}")).json()
+    return (price["unit_amount"], price["product"]) == (500, obj["id"])
+
+
+async def _product_with_price(w):
+    product = await w.new_product(default_price_data={"currency": "usd", "unit_amount": 600})
+    price = await w.post("/v1/prices", {"currency": "usd", "unit_amount": 700, "product": product["id"]})
+    w.cache["update_product_price"] = price["id"]
+    return product["id"]
+
+
+_PRODUCT_FIELDS = {
+    "active": E(False, reflects("active")),
+    "description": E("Walked", reflects("description")),
+    "images": E(["https://walk.example/a.png"], reflects("images")),
+    "marketing_features": E([{"name": "Fast"}], reflects("marketing_features", [{"name": "Fast"}])),
+    "metadata": E({"plan": "walk"}, lambda o, v, w: o["metadata"].get("plan") == "walk"),
+    "name": E("Walked", reflects("name")),
+    "package_dimensions": REFUSED({"height": 1, "length": 1, "weight": 1, "width": 1}),
+    "shippable": E(True, reflects("shippable")),
+    "statement_descriptor": E("WALK", reflects("statement_descriptor")),
+    "tax_code": E("txcd_10000000", reflects("tax_code")),
+    "tax_details": REFUSED({"tax_code": "txcd_10000000"}),
+    "unit_label": E("seat", reflects("unit_label")),
+    "url": E("https://walk.example", reflects("url")),
+    "expand": EXPAND,
+}
+
+_CUSTOMER_FIELDS = {
+    "address": E({"city": "Lyon", "country": "FR"}, lambda o, v, w: (o["address"]["city"], o["address"]["country"])
+                 == ("Lyon", "FR")),
+    "balance": E(-500, reflects("balance")),
+    "description": E("Walked", reflects("description")),
+    "email": E("walked@example.com", reflects("email")),
+    "invoice_settings": E({"default_payment_method": "pm_card_visa"},
+                          reflects("invoice_settings.default_payment_method", "pm_card_visa")),
+    "metadata": E({"plan": "walk"}, lambda o, v, w: o["metadata"].get("plan") == "walk"),
+    "name": E("Walked", reflects("name")),
+    "payment_method": E("pm_card_visa", reflects("invoice_settings.default_payment_method", "pm_card_visa")),
+    "phone": E("+33100000000", reflects("phone")),
+    "expand": EXPAND,
+}
+
+
+async def _on_clock(obj, value, w):
+    return obj["test_clock"] == value or (isinstance(obj["test_clock"], dict) and obj["test_clock"]["id"] == value)
+
+
+async def _clock_value(w):
+    return (await w.clock())["id"]
+
+
+async def _a_clock_with_customer(w):
+    async def make():
+        clock = await w.clock()
+        customer = await w.customer(test_clock=clock["id"], payment_method="pm_card_visa")
+        sub = await w.subscription(customer)
+        return {"clock": clock["id"], "customer": customer["id"], "subscription": sub["id"]}
+    return await w.once("clocked", make)
+
+
+def _clocked_value(key):
+    async def value(w):
+        return (await _a_clock_with_customer(w))[key]
+    return value
+
+
+def _of_clocked_customer(obj, value, w) -> bool:
+    """Subscriptions and invoices carry no `test_clock` here: the clock's objects are its customer's."""
+    return bool(obj["data"]) and all(x["customer"] == w.cache["clocked"]["customer"] for x in obj["data"])
+
+
+WALKS: dict[tuple[str, str], Walk] = {
+    # --- meters
+    ("POST", "/v1/billing/meters"): Walk(base=_meter_base, params={
+        "customer_mapping": E({"event_payload_key": "cust", "type": "by_id"},
+                              reflects("customer_mapping.event_payload_key", "cust")),
+        "default_aggregation": E({"formula": "count"}, reflects("default_aggregation.formula", "count")),
+        "dimension_payload_keys": E(["region"], reflects("dimension_payload_keys")),
+        "display_name": E("Walked", reflects("display_name")),
+        "event_name": E(unique("walked"), reflects("event_name")),
+        "event_time_window": REFUSED("hour"),
+        "value_settings": E({"event_payload_key": "tokens"}, reflects("value_settings.event_payload_key", "tokens")),
+        "expand": EXPAND}),
+    ("GET", "/v1/billing/meters"): Walk(base=_seed_lists, params={
+        "status": E("inactive", every(lambda x, v: x["status"] == v)),
+        "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
+    ("GET", "/v1/billing/meters/{id}"): Walk(_meter_id, params={"expand": EXPAND}),
+    ("POST", "/v1/billing/meters/{id}"): Walk(_fresh_meter_id, params={
+        "display_name": E("Renamed", reflects("display_name")), "expand": EXPAND}),
+    ("POST", "/v1/billing/meters/{id}/deactivate"): Walk(_fresh_meter_id, params={"expand": EXPAND}),
+    ("POST", "/v1/billing/meters/{id}/reactivate"): Walk(_inactive_meter_id, params={"expand": EXPAND}),
+    ("GET", "/v1/billing/meters/{id}/event_summaries"): Walk(_meter_id, _summaries_base, {
+        "customer": E("cus_other", lambda o, v, w: o["data"][0]["aggregated_value"] == 100),
+        "start_time": E(lambda w: w.cache["usage"]["t0"] + HOUR,
+                        lambda o, v, w: (o["data"][0]["start_time"], o["data"][0]["aggregated_value"]) == (v, 7)),
+        "end_time": E(lambda w: w.cache["usage"]["t0"] + HOUR,
+                      lambda o, v, w: (o["data"][-1]["end_time"], o["data"][-1]["aggregated_value"]) == (v, 15)),
+        "value_grouping_window": E("hour", lambda o, v, w: [x["aggregated_value"] for x in o["data"]] == [15, 7]),
+        "dimension_group_by_keys": E(["region"], lambda o, v, w: sorted(
+            (x["dimensions"]["region"], x["aggregated_value"]) for x in o["data"]) == [("eu", 17), ("us", 5)]),
+        "dimension_filters": E({"region": "us"}, lambda o, v, w: o["data"][0]["aggregated_value"] == 5),
+        "limit": E(1, lambda o, v, w: len(o["data"]) == 1 and o["has_more"], extra={"value_grouping_window": "hour"}),
+        "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
+    # --- products
+    ("POST", "/v1/products"): Walk(base=lambda w: _async({"name": "Walk"}), expand_extra={
+        "default_price_data": {"currency": "usd", "unit_amount": 500}}, params={
+        **_PRODUCT_FIELDS,
+        "default_price_data": E({"currency": "usd", "unit_amount": 500}, _default_price_is),
+        "id": E(unique("prod_walk"), reflects("id")),
+        "type": E("service", _prices_can_use, bad="good")}),  # `good` is refused: see catalog_routes
+    ("GET", "/v1/products"): Walk(base=_seed_lists, params={
+        "active": E(False, every(lambda x, v: x["active"] is False)),
+        "created": E({"gte": NOW}, every(lambda x, v: x["created"] >= NOW), bad={"gte": "soon"}),
+        "ids": E(lambda w: [w.cache["product"]["id"]], every(lambda x, v: x["id"] in v)),
+        "shippable": E(True, every(lambda x, v: x["shippable"] is True)),
+        "url": E("https://walk.example/x", every(lambda x, v: x["url"] == v)),
+        "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
+    ("GET", "/v1/products/{id}"): Walk(_product_with_price, params={"expand": EXPAND}),
+    ("POST", "/v1/products/{id}"): Walk(_product_with_price, params={
+        **_PRODUCT_FIELDS,
+        "default_price": E(lambda w: w.cache["update_product_price"], reflects("default_price"), bad="price_nope")}),
+    ("DELETE", "/v1/products/{id}"): Walk(_product_id),
+    # --- prices
+    ("POST", "/v1/prices"): Walk(base=_price_base, expand_extra=_TIERED, expand_without=("unit_amount",), params={
+        "active": E(False, reflects("active")),
+        "billing_scheme": E("tiered", reflects("billing_scheme"), without=("unit_amount",), extra={
+            "tiers_mode": "volume", "tiers": [{"up_to": "inf", "unit_amount": 5}], "recurring": {"interval": "month"}}),
+        "currency": E("eur", reflects("currency")),
+        "currency_options": REFUSED({"eur": {"unit_amount": 900}}),
+        "custom_unit_amount": REFUSED({"enabled": True}, without=("unit_amount",)),
+        "lookup_key": E(unique("lk"), reflects("lookup_key")),
+        "metadata": E({"plan": "walk"}, lambda o, v, w: o["metadata"].get("plan") == "walk"),
+        "nickname": E("Walk monthly", reflects("nickname")),
+        "product": E(lambda w: w.cache["product"]["id"], reflects("product"), bad="prod_nope"),
+        "product_data": E({"name": "Inline"}, lambda o, v, w: o["product"].startswith("prod_"), without=("product",)),
+        "recurring": E({"interval": "week", "interval_count": 2},
+                       lambda o, v, w: (o["recurring"]["interval"], o["recurring"]["interval_count"]) == ("week", 2)),
+        "tax_behavior": E("exclusive", reflects("tax_behavior")),
+        "tiers": E([{"up_to": 10, "unit_amount": 5}, {"up_to": "inf", "unit_amount": 3}],
+                   lambda o, v, w: o["billing_scheme"] == "tiered",  # tiers come back with expand[]=tiers
+                   without=("unit_amount",), extra={"billing_scheme": "tiered", "tiers_mode": "graduated",
+                                                    "recurring": {"interval": "month"}, "expand": ["tiers"]}),
+        "tiers_mode": E("graduated", reflects("tiers_mode"), without=("unit_amount",), extra={
+            "billing_scheme": "tiered", "tiers": [{"up_to": "inf", "unit_amount": 5}],
+            "recurring": {"interval": "month"}}),
+        "transfer_lookup_key": E(True, reflects("lookup_key", "walk_moved"), extra={"lookup_key": "walk_moved"}),
+        "transform_quantity": E({"divide_by": 10, "round": "up"}, reflects("transform_quantity",
+                                                                          {"divide_by": 10, "round": "up"})),
+        "unit_amount": E(1234, reflects("unit_amount")),
+        "unit_amount_decimal": E("12.5", reflects("unit_amount_decimal"), without=("unit_amount",)),
+        "expand": EXPAND}),
+    ("GET", "/v1/prices"): Walk(base=_seed_lists, params={
+        "active": E(True, every(lambda x, v: x["active"] is True)),
+        "created": E({"lte": NOW}, every(lambda x, v: x["created"] <= NOW), bad={"lte": "later"}),
+        "currency": E("usd", every(lambda x, v: x["currency"] == v)),
+        "lookup_keys": E(["walk_moved"], every(lambda x, v: x["lookup_key"] == "walk_moved")),
+        "product": E(lambda w: w.cache["product"]["id"], every(lambda x, v: x["product"] == v), bad="x" * 300),
+        "recurring": E({"usage_type": "metered"}, every(lambda x, v: x["recurring"]["usage_type"] == "metered")),
+        "type": E("one_time", every(lambda x, v: x["type"] == "one_time")),
+        "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
+    ("GET", "/v1/prices/{id}"): Walk(_price_id, params={"expand": EXPAND}),
+    ("POST", "/v1/prices/{id}"): Walk(_price_id, params={
+        "active": E(False, reflects("active")),
+        "currency_options": REFUSED({"eur": {"unit_amount": 900}}),
+        "lookup_key": E(unique("lk"), reflects("lookup_key")),
+        "metadata": E({"plan": "walk"}, lambda o, v, w: o["metadata"].get("plan") == "walk"),
+        "nickname": E("Renamed", reflects("nickname")),
+        "tax_behavior": E("inclusive", reflects("tax_behavior")),
+        "transfer_lookup_key": E(True, reflects("lookup_key", "walk_moved_again"),
+                                 extra={"lookup_key": "walk_moved_again"}),
+        "expand": EXPAND}),
+    # --- customers
+    ("POST", "/v1/customers"): Walk(base=_none, expand_extra={"test_clock": _clock_value}, params={
+        **_CUSTOMER_FIELDS, "test_clock": E(_clock_value, _on_clock, bad="clock_nope")}),
+    ("GET", "/v1/customers"): Walk(base=_seed_lists, params={
+        "email": E("walked@example.com", every(lambda x, v: x["email"] == v)),
+        "test_clock": E(_clocked_value("clock"), every(lambda x, v: x["test_clock"] == v)),
+        "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
+    ("GET", "/v1/customers/{id}"): Walk(lambda w: _clocked_value("customer")(w), params={"expand": EXPAND}),
+    ("POST", "/v1/customers/{id}"): Walk(_clocked_customer_id, params=_CUSTOMER_FIELDS),
+    ("DELETE", "/v1/customers/{id}"): Walk(_customer_id),
+    # --- subscriptions
+    ("POST", "/v1/subscriptions"): Walk(base=_sub_base, params={
+        "billing_cycle_anchor": E(NOW + 10 * 86400, reflects("billing_cycle_anchor")),
+        "billing_cycle_anchor_config": E({"day_of_month": 15},
+                                         lambda o, v, w: day_of(o["items"]["data"][0]["current_period_end"]) == 15),
+        "cancel_at_period_end": E(True, reflects("cancel_at_period_end")),
+        "collection_method": E("charge_automatically", reflects("collection_method")),
+        "customer": E(lambda w: _customer_id(w), reflects("customer"), bad="cus_nope"),
+        "default_payment_method": REFUSED("pm_card_visa"),
+        "items": E(lambda w: [{"price": w.cache["price"]["id"], "quantity": 3}],
+                   lambda o, v, w: o["items"]["data"][0]["quantity"] == 3),
+        "metadata": E({"plan": "walk"}, lambda o, v, w: o["metadata"].get("plan") == "walk"),
+        "payment_behavior": E("default_incomplete", reflects("status", "incomplete")),
+        # `none` would bill the partial period before a future anchor in full; tally always prorates it.
+        "proration_behavior": REFUSED("none", extra={"billing_cycle_anchor": NOW + 10 * 86400}),
+        "expand": EXPAND}),
+    ("GET", "/v1/subscriptions"): Walk(base=_seed_lists, params={
+        "customer": E(_clocked_value("customer"), every(lambda x, v: x["customer"] == v)),
+        "status": E("canceled", every(lambda x, v: x["status"] == "canceled"), extra={"customer": ""}),
+        "test_clock": E(_clocked_value("clock"), _of_clocked_customer),
+        "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
+    ("GET", "/v1/subscriptions/{id}"): Walk(_subscription_id, params={"expand": EXPAND}),
+    ("POST", "/v1/subscriptions/{id}"): Walk(_sub_with_item, params={
+        "cancel_at_period_end": E(True, reflects("cancel_at_period_end")),
+        "items": E(lambda w: [{"id": w.cache["walked_item"], "quantity": 4}],
+                   lambda o, v, w: o["x_next_quantities"] == {v[0]["id"]: 4},  # from the next period
+                   extra={"proration_behavior": "none"}),
+        "metadata": E({"plan": "walk"}, lambda o, v, w: o["metadata"].get("plan") == "walk"),
+        "proration_behavior": REFUSED("always_invoice"),
+        "expand": EXPAND}),
+    ("DELETE", "/v1/subscriptions/{id}"): Walk(_metered_sub_id, params={
+        "cancellation_details": REFUSED({"comment": "walked away"}),
+        "invoice_now": E(True, lambda o, v, w: _final_invoice(o, w)),
+        "prorate": REFUSED(True),
+        "expand": EXPAND}),
+    # --- invoices
+    ("POST", "/v1/invoices/create_preview"): Walk(base=_none, params={
+        "customer": E(_clocked_value("customer"), reflects("customer")),
+        "subscription": E(_clocked_value("subscription"), reflects("parent.subscription_details.subscription"),
+                          bad="sub_nope"),
+        "expand": EXPAND}),
+    ("GET", "/v1/invoices"): Walk(base=_seed_lists, params={
+        "customer": E(_clocked_value("customer"), every(lambda x, v: x["customer"] == v)),
+        "status": E("open", every(lambda x, v: x["status"] == "open"), extra={}),
+        "subscription": E(_clocked_value("subscription"),
+                          every(lambda x, v: x["parent"]["subscription_details"]["subscription"] == v)),
+        "test_clock": E(_clocked_value("clock"), _of_clocked_customer),
+        "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
+    ("GET", "/v1/invoices/{id}"): Walk(_invoice_id, params={"expand": EXPAND}),
+    ("GET", "/v1/invoices/{id}/lines"): Walk(_invoice_id, params={
+        "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
+    ("POST", "/v1/invoices/{id}/finalize"): Walk(_draft_invoice_id, params={
+        "auto_advance": E(False, lambda o, v, w: (o["status"], o["auto_advance"]) == ("open", False)),
+        "expand": EXPAND}),
+    ("POST", "/v1/invoices/{id}/pay"): Walk(_open_invoice_id, params={
+        "off_session": E(True, lambda o, v, w: o["status"] == "paid", extra={"payment_method": "pm_card_visa"}),
+        "paid_out_of_band": E(True, lambda o, v, w: o["status"] == "paid"),
+        "payment_method": E("pm_card_visa", lambda o, v, w: o["status"] == "paid"),
+        "expand": EXPAND}),
+    ("POST", "/v1/invoices/{id}/void"): Walk(_open_invoice_id, params={"expand": EXPAND}),
+    ("POST", "/v1/invoices/{id}/mark_uncollectible"): Walk(_open_invoice_id, params={"expand": EXPAND}),
+    # --- test clocks
+    ("POST", "/v1/test_helpers/test_clocks"): Walk(base=lambda w: _async({"frozen_time": NOW}), params={
+        "frozen_time": E(NOW - 86400, reflects("frozen_time")),
+        "name": E("Walked", reflects("name")),
+        "expand": EXPAND}),
+    ("GET", "/v1/test_helpers/test_clocks"): Walk(base=_seed_lists, params={
+        "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
+    ("GET", "/v1/test_helpers/test_clocks/{id}"): Walk(_clock_id, params={"expand": EXPAND}),
+    ("DELETE", "/v1/test_helpers/test_clocks/{id}"): Walk(_clock_id),
+    ("POST", "/v1/test_helpers/test_clocks/{id}/advance"): Walk(
+        _clock_id, lambda w: _async({"frozen_time": NOW + HOUR}), {
+            "frozen_time": E(NOW + 2 * HOUR, reflects("status_details.advancing.target_frozen_time")),
+            "expand": EXPAND}),
+    # --- events
+    ("GET", "/v1/events"): Walk(base=_seed_lists, params={
+        "delivery_success": REFUSED(True),
+        "type": E("customer.created", every(lambda x, v: x["type"] == v)),
+        "types": E(["invoice.paid", "invoice.created"], every(lambda x, v: x["type"] in v)),
+        "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
+    ("GET", "/v1/events/{id}"): Walk(_event_id, params={"expand": EXPAND}),
+    # --- ingest
+    ("POST", "/v1/billing/meter_events"): Walk(base=lambda w: _event_base(w), params=(_INGEST := {
+        "event_name": E("walk_tokens", reflects("event_name")),
+        "identifier": E(unique("walk-id"), reflects("identifier")),
+        "payload": E({"stripe_customer_id": "cus_walk", "value": "3", "region": "eu"},
+                     lambda o, v, w: o["payload"]["value"] == "3"),
+        "timestamp": E(NOW - 600, lambda o, v, w: o["timestamp"] in (v, "2025-12-31T23:50:00.000Z"))})),
+    ("POST", "/v2/billing/meter_events"): Walk(base=lambda w: _event_base(w), params=_INGEST),
+    ("POST", "/v1/billing/meter_event_adjustments"): Walk(base=lambda w: _adjust_base(w), params=(_ADJUST := {
+        "event_name": E("walk_tokens", reflects("event_name")),
+        "cancel": E(lambda w: {"identifier": w.cache["to_cancel"]},
+                    lambda o, v, w: o["cancel"]["identifier"] == v["identifier"],
+                    bad={"identifier": "never-sent"}),
+        "type": E("cancel", reflects("type"))})),
+    ("POST", "/v2/billing/meter_event_adjustments"): Walk(base=lambda w: _adjust_base(w), params=_ADJUST),
+    ("POST", "/v2/billing/meter_event_session"): Walk(base=_none),
+    ("POST", "/v2/billing/meter_event_stream"): Walk(base=_none, params={
+        "events": E([{"event_name": "walk_tokens", "payload": {"stripe_customer_id": "cus_walk", "value": "1",
+                                                               "region": "eu"}}],
+                    lambda o, v, w: o["accepted"] == 1)}),
+}
+
+
+async def _final_invoice(sub: dict, w) -> bool:
+    """`invoice_now=true` bills the usage so far on a final invoice (5 units at 10 USD)."""
+    return sub["status"] == "canceled" and [i["total"] for i in await _invoices_of(w, sub["id"])] == [5000, 0]
+
+
+
+async def _async(value):
+    return value
+
+
+async def _event_base(w):
+    await w.meter()
+    return {"event_name": "walk_tokens", "payload": {"stripe_customer_id": "cus_walk", "value": "1", "region": "eu"}}
+
+
+async def _adjust_base(w):
+    await w.meter()
+    identifier = unique("to-cancel")(w)
+    r = await send_event(w.api, customer="cus_walk", value="1", event_name="walk_tokens", region="eu",
+                         identifier=identifier)
+    assert r.status_code == 200, r.text
+    w.cache["to_cancel"] = identifier
+    return {"event_name": "walk_tokens", "type": "cancel", "cancel": {"identifier": identifier}}
+
+
+EFFECTS = {route: walk.params for route, walk in WALKS.items()}
+
+
+# --- the walk ----------------------------------------------------------------------------------------------------
+
+def test_every_declared_parameter_has_an_entry():
+    missing = [f"add an entry for {name} of {m} {path} in EFFECTS"
+               for (m, path), contract in CONTRACTS.items() for name in contract.params
+               if name not in EFFECTS.get((m, path), {})]
+    surplus = [f"{m} {path} {name}: in EFFECTS, not in the contract" for (m, path), params in EFFECTS.items()
+               for name in params if name not in CONTRACTS.get((m, path), type("", (), {"params": {}})).params]
+    assert not missing and not surplus, "\n".join(missing + surplus)
+
+
+def wrong_value(schema: dict) -> Any:
+    """An obviously wrong value for `schema`: outside its enum, its type, or its length."""
+    if "enum" in schema:
+        return "bogus"
+    kind = schema.get("type")
+    if kind in ("integer", "number"):
+        return "not-a-number"
+    if kind == "boolean":
+        return "maybe"
+    if kind == "string":
+        return "x" * (schema.get("maxLength", 5000) + 1) if "pattern" not in schema else "not-a-decimal"
+    if kind == "object":
+        return "not-a-hash"
+    if kind == "array":
+        return [{"not": "a string"}] if schema.get("x-tally-single") else "not-an-array"
+    return "not-a-valid-value"
+
+
+async def _resolve(value, w):
+    value = value(w) if callable(value) else value
+    return await value if inspect.isawaitable(value) else value
+
+
+async def _send(w: World, method: str, path: str, params: dict) -> httpx.Response:
+    data = form(params)
+    if method == "GET":
+        return await w.api.get(path, params=data)
+    if method == "DELETE":
+        return await w.api.request("DELETE", path, params=data)
+    if path.startswith("/v2/"):
+        return await w.api.post(path, json=params)
+    return await w.api.post(path, data=data)
+
+
+def _expanded(obj: dict, field_: str) -> bool:
+    """`x` is an object, not an id; `data.x` on a list: every item's `x` that is set, and at least one."""
+    if not field_.startswith("data."):
+        return isinstance(obj.get(field_), (dict, list))
+    held = [x.get(field_[5:]) for x in obj.get("data", []) if x.get(field_[5:]) is not None]
+    return bool(held) and all(isinstance(x, (dict, list)) for x in held)
+
+
+def _names(r: httpx.Response, param: str) -> bool:
+    err = r.json().get("error", {})
+    named = err.get("param") or ""
+    return 400 <= r.status_code < 500 and (named == param or named.startswith(param + "["))
+
+
+async def _walk_route(w: World, method: str, path: str, walk: Walk, problems: list[str]) -> None:
+    contract = CONTRACTS[(method, path)]
+
+    async def target() -> str:
+        return path.replace("{id}", await walk.target(w)) if walk.target else path
+
+    async def trial(params: dict, concrete: str | None = None) -> tuple[httpx.Response, str]:
+        concrete = concrete or await target()
+        base = await walk.base(w) if walk.base else {}
+        return await _send(w, method, concrete, {**base, **params}), concrete
+
+    async def one(name: str, entry: E) -> None:
+        where = f"{method} {path} {name}"
+        if entry is EXPAND:
+            allowed = contract.params["expand"]["items"].get("enum", [])
+            extra = {k: await _resolve(v, w) for k, v in walk.expand_extra.items()}
+            extra.update({k: _DROP for k in walk.expand_without})
+            for field_ in allowed:
+                r, _ = await trial({**extra, "expand": [field_]})
+                if not (r.status_code == 200 and _expanded(r.json(), field_)):
+                    problems.append(f"{where}={field_}: not expanded ({r.status_code} {r.text[:200]})")
+            r, _ = await trial({"expand": ["not_expandable"]})
+            if not _names(r, "expand"):
+                problems.append(f"{where}=not_expandable: {r.status_code} {r.text[:200]}")
+            return
+        if entry is PAGE:
+            await _page(name)
+            return
+        concrete = await target()  # first: a value may name what the target made
+        value = await _resolve(entry.value, w)
+        base_extra = {k: await _resolve(v, w) for k, v in entry.extra.items()}
+        r, _ = await trial({**base_extra, name: value, **{k: _DROP for k in entry.without}}, concrete)
+        if entry.refused:
+            if not _names(r, name):
+                problems.append(f"{where}={value!r}: should be refused naming it, got {r.status_code} "
+                                f"{r.text[:200]}")
+        elif r.status_code != 200:
+            problems.append(f"{where}={value!r}: {r.status_code} {r.text[:300]}")
+        elif not await _resolve(lambda _w: entry.sees(r.json(), value, w), w):
+            problems.append(f"{where}={value!r}: 200 but its effect does not show: {r.text[:300]}")
+        if entry.bad is SKIP:
+            return
+        bad = wrong_value(contract.params[name]) if entry.bad is AUTO else entry.bad
+        r, _ = await trial({**base_extra, name: bad, **{k: _DROP for k in entry.without}})
+        if not _names(r, name):
+            problems.append(f"{where}={bad!r} (wrong): expected a 4xx naming {name}, got {r.status_code} "
+                            f"{r.text[:200]}")
+
+    async def _page(name: str) -> None:
+        where = f"{method} {path} {name}"
+        extra = {"value_grouping_window": "hour"} if path.endswith("event_summaries") else {}
+        full, _ = await trial(extra)
+        data = full.json()["data"]
+        ids = [x["id"] for x in data]
+        if len(ids) < 2:
+            problems.append(f"{where}: the world has fewer than two objects to page: {full.text[:200]}")
+            return
+        if name == "limit":
+            r, _ = await trial({**extra, "limit": 1})
+            ok = r.status_code == 200 and [x["id"] for x in r.json()["data"]] == ids[:1] and r.json()["has_more"]
+            bad = "0"
+        elif name == "starting_after":
+            r, _ = await trial({**extra, "starting_after": ids[0]})
+            ok = r.status_code == 200 and [x["id"] for x in r.json()["data"]][:1] == ids[1:2]
+            bad = "obj_not_in_this_list"
+        else:
+            r, _ = await trial({**extra, "ending_before": ids[1]})
+            ok = r.status_code == 200 and [x["id"] for x in r.json()["data"]] == ids[:1]
+            bad = "obj_not_in_this_list"
+        if not ok:
+            problems.append(f"{where}: does not page: {r.status_code} {r.text[:300]}")
+        r, _ = await trial({**extra, name: bad})
+        if not _names(r, name):
+            problems.append(f"{where}={bad!r} (wrong): {r.status_code} {r.text[:200]}")
+
+    for name, entry in walk.params.items():
+        try:
+            await one(name, entry)
+        except Exception as exc:  # noqa: BLE001 - every route is walked; the failures are listed together
+            problems.append(f"{method} {path} {name}: the walk itself failed: {type(exc).__name__}: {exc}")
+
+
+class _Drop:
+    """A base parameter a trial leaves out."""
+
+
+_DROP = _Drop()
+
+
+def _without_dropped(params: dict) -> dict:
+    return {k: v for k, v in params.items() if v is not _DROP}
+
+
+_orig_send = _send
+
+
+async def _send(w, method, path, params):  # noqa: F811 - drops the base params a trial leaves out
+    return await _orig_send(w, method, path, _without_dropped(params))
+
+
+@pytest.fixture
+def world(billing_client, clock):
+    return World(billing_client, clock)
+
+
+GROUPS = {
+    "meters": "/v1/billing/meters", "products": "/v1/products", "prices": "/v1/prices",
+    "customers": "/v1/customers", "subscriptions": "/v1/subscriptions", "invoices": "/v1/invoices",
+    "test_clocks": "/v1/test_helpers/test_clocks", "events": "/v1/events", "ingest": "meter_event",
+}
+
+
+@pytest.mark.parametrize("group", list(GROUPS))
+async def test_every_parameter_does_what_stripe_documents_or_is_refused(world, group):
+    prefix = GROUPS[group]
+    problems: list[str] = []
+    for (method, path), walk in WALKS.items():
+        inside = prefix in path if group == "ingest" else path.startswith(prefix) and "meter_event" not in path
+        if inside:
+            await _walk_route(world, method, path, walk, problems)
+    assert not problems, "\n".join(problems)

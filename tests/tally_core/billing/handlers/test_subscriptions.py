@@ -1,0 +1,99 @@
+"""Subscription commands refuse what tally cannot do yet instead of ignoring it (reference §4.2, §3.5), and
+update metadata by Stripe's one rule (§9). Worked on seed 000: 100 USD license + metered tokens, Jan 1 2026."""
+
+from __future__ import annotations
+
+import pytest
+
+from tally_core.billing.subscriptions import ENDED, RENEWING, SubscriptionStatus
+from tally_core.errors import InvalidRequest
+
+from ..test_decide import PRICES, Clocked, seed_000, ts
+
+
+def license_item(c) -> str:
+    return c.book.subscriptions["sub_1"].items[0].id
+
+
+def refused(c, kind, params) -> InvalidRequest:
+    before = c.book
+    with pytest.raises(InvalidRequest) as err:
+        c.send(kind, "sub_1", params)
+    assert c.book == before  # nothing of a refused command stays
+    return err.value
+
+
+@pytest.mark.parametrize("behavior", ["create_prorations", "always_invoice"])
+def test_proration_behaviors_that_would_prorate_are_refused(behavior):
+    c, _ = seed_000()
+    err = refused(c, "subscription.update", {"proration_behavior": behavior, "cancel_at_period_end": "true"})
+    assert err.param == "proration_behavior" and "does not prorate yet" in err.message
+
+
+def test_a_bogus_proration_behavior_is_refused():
+    c, _ = seed_000()
+    assert refused(c, "subscription.update", {"proration_behavior": "bogus"}).param == "proration_behavior"
+
+
+def test_a_quantity_change_needs_proration_behavior_none():
+    c, _ = seed_000()
+    # Stripe's default (create_prorations) would credit and charge the rest of January (§4.3): refused
+    err = refused(c, "subscription.update", {"items": [{"id": license_item(c), "quantity": "3"}]})
+    assert err.param == "proration_behavior" and "proration_behavior=none" in err.message
+    # with none, the 3 seats bill from February on (§4.2 "billed the full amount at the new price")
+    c.send("subscription.update", "sub_1", {"proration_behavior": "none",
+                                            "items": [{"id": license_item(c), "quantity": "3"}]})
+    assert c.book.subscriptions["sub_1"].items[0].next_quantity == 3
+
+
+def test_naming_the_same_quantity_is_no_change_and_needs_nothing():
+    c, _ = seed_000()
+    c.send("subscription.update", "sub_1", {"items": [{"id": license_item(c), "quantity": "1"}]})
+    assert c.book.subscriptions["sub_1"].items[0].next_quantity is None
+
+
+def test_changes_that_never_prorate_need_no_proration_behavior():
+    c, _ = seed_000()
+    # §4.3: cancel_at_period_end and metadata do not trigger prorations
+    c.send("subscription.update", "sub_1", {"cancel_at_period_end": "true", "metadata": {"team": "ml"}})
+    assert c.book.subscriptions["sub_1"].cancel_at_period_end
+
+
+def test_cancel_with_prorate_true_is_refused_false_is_accepted():
+    c, _ = seed_000()
+    assert refused(c, "subscription.cancel", {"prorate": "true"}).param == "prorate"
+    c.send("subscription.cancel", "sub_1", {"prorate": "false"})
+    assert c.book.subscriptions["sub_1"].status == "canceled"
+
+
+def test_create_with_none_and_a_future_anchor_is_refused():
+    c = Clocked(frozen=ts(2026, 1, 15))
+    c.send("customer.create", "cus_1", {"test_clock": "clock_1", "payment_method": "pm_card_visa"})
+    params = {"customer": "cus_1", "items": [{"price": "price_license"}], "billing_cycle_anchor": str(ts(2026, 2, 1))}
+    with pytest.raises(InvalidRequest) as err:
+        c.send("subscription.create", "sub_1", {**params, "proration_behavior": "none"}, prices=PRICES)
+    assert err.value.param == "proration_behavior"
+    # the default (create_prorations) is what tally does: 17/31 of the month (A.4)
+    c.send("subscription.create", "sub_1", {**params, "proration_behavior": "create_prorations"}, prices=PRICES)
+    assert c.book.invoices[c.book.subscriptions["sub_1"].latest_invoice].total == 5484
+
+
+@pytest.mark.parametrize(("raw", "metadata"), [
+    pytest.param({"team": "ml"}, {"plan": "pro", "team": "ml"}, id="keys-merge"),
+    pytest.param({"plan": ""}, {}, id="empty-value-unsets-the-key"),
+    pytest.param("", {}, id="metadata-empty-unsets-all"),
+])
+def test_update_merges_metadata(raw, metadata):
+    c = Clocked()
+    c.send("customer.create", "cus_1", {"test_clock": "clock_1", "payment_method": "pm_card_visa"})
+    c.send("subscription.create", "sub_1", {"customer": "cus_1", "items": [{"price": "price_license"}],
+                                            "metadata": {"plan": "pro"}}, prices=PRICES)
+    c.send("subscription.update", "sub_1", {"metadata": raw})
+    assert dict(c.book.subscriptions["sub_1"].metadata) == metadata
+
+
+def test_statuses_are_one_enum_and_the_wire_keeps_the_strings():
+    c, sub = seed_000()
+    assert c.book.subscriptions["sub_1"].status is SubscriptionStatus.ACTIVE and sub["status"] == "active"
+    assert type(sub["status"]) is str
+    assert set(RENEWING) == {"active", "past_due", "unpaid"} and set(ENDED) == {"canceled", "incomplete_expired"}
