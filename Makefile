@@ -14,8 +14,8 @@ install: $(BIN)/tally
 run: install  ## start every service in one process on embedded PostgreSQL
 	$(BIN)/tally run
 
-test: install  ## the whole test suite (starts embedded PostgreSQL and the tansu broker itself)
-	$(BIN)/pytest -q
+test: install  ## the whole test suite (starts embedded PostgreSQL and the tansu broker itself), on two workers
+	$(BIN)/pytest -q -n 2 --dist worksteal
 
 bench: install  ## the benchmark (~5 min; `tally bench --quick` for ~2 min); needs the bench extra
 	$(BIN)/pip install -q -e '.[bench]'

@@ -115,8 +115,11 @@ def test_every_billing_event_the_core_emits_matches_the_envelope():
         written = {**record, "command_offset": [0, 1]}
         jsonschema.validate(written, schema("billing_event.v1"))
         parsed = BILLING.validate_python(written)
-        # An event written without `version` is version 1.
-        assert parsed.version == 1 and "version" not in record
+        # Every record the core emits carries the envelope's version, right after its type; one written
+        # before (without `version`) reads as version 1.
+        assert parsed.version == 1 and record["version"] == 1
+        assert list(record)[list(record).index("type") + 1] == "version"
+        assert BILLING.validate_python({k: v for k, v in written.items() if k != "version"}).version == 1
         if record["type"] == contracts.USAGE_OBSERVED:
             assert isinstance(parsed, contracts.UsageObservation)
         else:

@@ -16,7 +16,7 @@ from decimal import Decimal
 import asyncpg
 import orjson
 
-from tally_core.aggregation import Usage, deltas, dims_key, minute_of
+from tally_core.aggregation import deltas, dims_key, minute_of
 from tally_core.meter_events import CANCELED, DEDUP_WINDOW_MS, RECORDED
 
 from . import usage

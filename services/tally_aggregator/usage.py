@@ -6,6 +6,8 @@ they call these functions, so the aggregator can change its tables without break
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
@@ -14,9 +16,9 @@ import orjson
 
 from tally_core.aggregation import Usage
 from tally_core.meters import Formula, Meter
-from tally_infra.logs.ports import METER_EVENTS
+from tally_infra.logs.ports import METER_EVENTS, EventLog
 
-MeterLookup = Callable[[str, str], "Meter | None"]  # (account, meter id) → the meter, for its formula
+MeterLookup = Callable[[str, str], Meter | None]  # (account, meter id) → the meter, for its formula
 
 
 async def positions(pool: asyncpg.Pool, group_id: str, topic: str = METER_EVENTS) -> dict[int, int]:
@@ -24,6 +26,20 @@ async def positions(pool: asyncpg.Pool, group_id: str, topic: str = METER_EVENTS
     rows = await pool.fetch(
         "select partition, next_offset from consumer_offsets where group_id = $1 and topic = $2", group_id, topic)
     return {r[0]: r[1] for r in rows}
+
+
+async def caught_up(pool: asyncpg.Pool, log: EventLog, group_id: str, *, timeout: float) -> bool:
+    """Wait (up to `timeout` s) until the aggregator has folded every meter event appended so far, so a usage
+    read sees them; False if it is still behind then (the read goes ahead on what is projected)."""
+    ends = await log.end_offsets(METER_EVENTS)
+    deadline = time.monotonic() + timeout
+    while True:
+        done = await positions(pool, group_id)
+        if all(done.get(p, 0) >= end for p, end in ends.items()):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
 
 
 async def recent_identifiers(pool: asyncpg.Pool, since_ms: int, limit: int) -> list[tuple[str, str, str, int]]:

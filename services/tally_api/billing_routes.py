@@ -11,20 +11,25 @@ from decimal import Decimal
 
 from starlette.routing import Route
 
-from tally_core.billing import params as p
-from tally_core.billing.decide import preview
-from tally_core.billing.edge import check_command
-from tally_core.billing.products import expand_of
-from tally_core.errors import ResourceMissing, invalid, missing, missing_reference
-from tally_core.ids import new_id
 from tally_aggregator import usage as usage_port
 from tally_billing import queries as store
+from tally_core.billing import params as p
+from tally_core.billing.commands import parse, to_params
+from tally_core.billing.decide import preview
+from tally_core.billing.products import expand_of
+from tally_core.billing.subscriptions import ENDED, RENEWING, SubscriptionStatus
+from tally_core.errors import ResourceMissing, invalid, missing, missing_reference
+from tally_core.ids import new_id
+from tally_edge.context import REQUEST_ID, Ctx, endpoint
 from tally_edge.http import list_object, page_params
 
-from tally_edge.context import REQUEST_ID, Ctx, endpoint
-
 _LIST = {"limit", "starting_after", "ending_before", "expand"}
-_ENDED = ("canceled", "incomplete_expired")
+PREVIEW_USAGE_WAIT = 10.0  # seconds a preview waits for the aggregator, as the worker does before a usage read
+_STATUSES = tuple(str(s) for s in SubscriptionStatus)
+_ENDED = tuple(str(s) for s in ENDED)
+_RENEWING = tuple(str(s) for s in RENEWING)
+# Listed without a `status` filter: every status but the ended ones (Stripe's default list).
+_CURRENT = tuple(s for s in _STATUSES if s not in _ENDED)
 
 
 def _params(ctx: Ctx) -> dict:
@@ -33,10 +38,11 @@ def _params(ctx: Ctx) -> dict:
 
 async def _submit(ctx: Ctx, key: str, kind: str, object_id: str | None, params: dict | None = None, **extra) -> dict:
     params = params if params is not None else _params(ctx)
-    # Refused here, a bad value never enters the log (the worker runs the same checks again when deciding).
-    check_command(kind, params, object_id=object_id, account=ctx.account, now=ctx.now())
+    # ARCHITECTURE decision 10: every state-free rule is checked here, and the log holds the typed, normalized
+    # params; the worker decides only what needs the book, so tightening a rule never changes a re-decision.
+    typed = parse(kind, params, object_id=object_id, account=ctx.account, now=ctx.now())
     return await ctx.services.billing.submit(
-        ctx.account, key, kind, object_id=object_id, params=params,
+        ctx.account, key, kind, object_id=object_id, params=to_params(typed),
         request_id=ctx.request.scope.get(REQUEST_ID),
         idempotency_key=ctx.request.headers.get("idempotency-key"), **extra)
 
@@ -163,8 +169,8 @@ async def update_subscription(ctx: Ctx) -> dict:
 
 async def cancel_subscription(ctx: Ctx) -> dict:
     if ctx.params.get("cancellation_details") not in (None, "", {}):
-        # Stripe keeps the comment and feedback on the subscription; tally's subscription has no such field yet,
-        # so the details would be dropped without a word: refused instead (issue 8 item 5).
+        # Stripe keeps `cancellation_details{comment,feedback}` on the subscription (reference §3.1, §3.5);
+        # tally's subscription has no such field yet, so they would be dropped without a word: refused instead.
         raise invalid("cancellation_details", "is not recorded by tally yet; cancel without it.",
                       code="parameter_unsupported")
     _, key, _ = await _find(ctx, "billing_subscriptions", "subscription", ctx.params["id"])
@@ -175,12 +181,11 @@ async def list_subscriptions(ctx: Ctx) -> dict:
     filters: dict = _filter(ctx, {"customer", "status", "test_clock"})
     status = filters.pop("status", None)
     if status is None:
-        filters["status"] = ("active", "past_due", "unpaid", "incomplete", "trialing", "paused")
+        filters["status"] = _CURRENT
     elif status == "ended":
         filters["status"] = _ENDED
     elif status != "all":
-        filters["status"] = p.enum(status, "status", ("active", "past_due", "unpaid", "canceled", "incomplete",
-                                                       "incomplete_expired", "trialing", "paused"))
+        filters["status"] = p.enum(status, "status", _STATUSES)
     if "customer" not in filters:
         filters.setdefault("test_clock", None)
     return await _page(ctx, "billing_subscriptions", "/v1/subscriptions", filters)
@@ -238,13 +243,16 @@ async def create_preview(ctx: Ctx) -> dict:
         if params.get("customer") in (None, ""):
             raise missing("subscription")
         listed = await store.list_page(ctx.services.pool, "billing_subscriptions", ctx.account,
-                                       {"customer": params["customer"], "status": ("active", "past_due", "unpaid")},
+                                       {"customer": params["customer"], "status": _RENEWING},
                                        limit=2, after=None, before=None)
         if len(listed[0]) != 1:
             raise invalid("subscription", "name the subscription to preview (the customer has "
                                           f"{len(listed[0])}{'+' if listed[1] else ''} active).")
         sub_id = listed[0][0]["id"]
     _, key, _ = await _find(ctx, "billing_subscriptions", "subscription", sub_id, "subscription")
+    # "The usage so far" includes what was just sent: read once the aggregator has folded it (as the worker does).
+    await usage_port.caught_up(ctx.services.pool, ctx.services.log, ctx.services.settings.consumer_group,
+                               timeout=PREVIEW_USAGE_WAIT)
     book = await store.load_book(ctx.services.pool, ctx.account, key)
     values: dict[tuple, Decimal] = {}
     for _ in range(3):

@@ -73,7 +73,7 @@ def _currency_filter(raw) -> str:
     """A three-letter ISO code, as on create: a filter that can match nothing must not answer an empty list."""
     currency = p.string(raw, "currency").lower()
     if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
-        raise invalid("currency", "must be a three-letter ISO currency code, in lowercase (e.g. usd).")
+        raise invalid("currency", "must be a three-letter ISO currency code (e.g. usd).")
     return currency
 
 

@@ -240,8 +240,8 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
         _SUBSCRIPTION, required=("customer", "items")),
     ("GET", "/v1/subscriptions"): Contract(
         {**PAGING, "customer": ID, "test_clock": ID,
-         "status": enum("active", "past_due", "unpaid", "canceled", "incomplete", "incomplete_expired",
-                        "trialing", "paused", "all", "ended")}, list_of(_SUBSCRIPTION)),
+         "status": enum(*(str(s) for s in core_subscriptions.SubscriptionStatus), "all", "ended")},
+        list_of(_SUBSCRIPTION)),
     ("GET", "/v1/subscriptions/{id}"): Contract({"expand": _SUB_EXPAND}, _SUBSCRIPTION),
     ("POST", "/v1/subscriptions/{id}"): Contract(
         {"items": array(hash_({"id": ID, "quantity": QUANTITY, "price": ID, "deleted": BOOLEAN,

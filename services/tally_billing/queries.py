@@ -23,21 +23,24 @@ async def list_page(pool: asyncpg.Pool, table: str, account: str, filters: dict[
         else:
             args.append(value)
             where.append(f"{column} = ${len(args)}")
-    tiebreak = "log_offset" if table == "billing_events" else "id"
+    # Ties on `order` are broken by a unique key: an event's place in the log is (partition, offset), since
+    # offsets are per partition; other objects have their id.
+    tiebreak = ["partition", "log_offset"] if table == "billing_events" else ["id"]
     cursor = after or before
     if cursor:
-        row = await pool.fetchrow(f"select {order}, {tiebreak} from {table} where account = $1 and id = $2",
+        row = await pool.fetchrow(f"select {order}, {', '.join(tiebreak)} from {table} where account = $1 and id = $2",
                                   account, cursor)
         if row is None:
             return [], False, False
-        args += [row[0], row[1]]
+        args += list(row)
         cmp = "<" if after else ">"
-        where.append(f"({order}, {tiebreak}) {cmp} (${len(args) - 1}, ${len(args)})")
+        first = len(args) - len(row) + 1
+        where.append(f"({order}, {', '.join(tiebreak)}) {cmp} ({', '.join(f'${i}' for i in range(first, len(args) + 1))})")
     direction = "desc" if not before else "asc"
     args.append(limit + 1)
     rows = await pool.fetch(
         f"select data from {table} where {' and '.join(where)} "
-        f"order by {order} {direction}, {tiebreak} {direction} limit ${len(args)}", *args)
+        f"order by {', '.join(f'{c} {direction}' for c in [order, *tiebreak])} limit ${len(args)}", *args)
     objs = [orjson.loads(r[0]) for r in rows[:limit]]
     if before:
         objs.reverse()

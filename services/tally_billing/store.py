@@ -43,7 +43,7 @@ create table if not exists billing_events (
   account text not null, id text not null, type text not null, created bigint not null,
   partition int not null, log_offset bigint not null, data text not null,
   primary key (account, id));
-create index if not exists billing_events_order on billing_events (account, created desc, partition, log_offset desc);
+create index if not exists billing_events_page on billing_events (account, created desc, partition desc, log_offset desc);
 create index if not exists billing_subscriptions_customer on billing_subscriptions (account, customer);
 create index if not exists billing_invoices_customer on billing_invoices (account, customer);
 create index if not exists billing_customers_key on billing_customers (key);
@@ -55,7 +55,7 @@ create table if not exists billing_stuck (
   key text primary key, retry_at bigint not null, command_id text not null, error text not null);
 """
 
-_ENVELOPE = ("account", "key", "command", "command_offset")  # log-only fields, not part of Stripe's event
+_ENVELOPE = ("version", "account", "key", "command", "command_offset")  # log-only fields, not part of Stripe's event
 PROJECTION_TABLES = ("billing_customers", "billing_subscriptions", "billing_invoices", "test_clocks",
                      "billing_events")
 

@@ -37,7 +37,7 @@ from tally_aggregator import usage as usage_port
 from tally_catalog.catalog import Catalog
 from tally_infra.dead_letters import quarantine
 from tally_infra.faults import Backoff
-from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS, METER_EVENTS, EventLog, LogRecord
+from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS, EventLog, LogRecord
 
 from .store import load_books, load_stuck, project_isolating, save_results
 
@@ -306,17 +306,9 @@ class BillingWorker:
 
     async def _wait_for_aggregator(self) -> None:
         """Usage is read only once the aggregator has applied every meter event appended so far."""
-        ends = await self.log.end_offsets(METER_EVENTS)
-        deadline = time.monotonic() + self.usage_wait
-        while True:
-            done = await usage_port.positions(self.pool, self.aggregator_group)
-            if all(done.get(p, 0) >= end for p, end in ends.items()):
-                return
-            if time.monotonic() > deadline:
-                log.warning("aggregator behind meter-events after %.0f s; deciding on the usage projected so far",
-                            self.usage_wait)
-                return
-            await asyncio.sleep(0.01)
+        if not await usage_port.caught_up(self.pool, self.log, self.aggregator_group, timeout=self.usage_wait):
+            log.warning("aggregator behind meter-events after %.0f s; deciding on the usage projected so far",
+                        self.usage_wait)
 
     @staticmethod
     async def _save_positions(conn, positions: dict[int, int], event_ends: dict[int, int]) -> None:

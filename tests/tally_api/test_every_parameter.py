@@ -7,8 +7,10 @@ a plausible value and how its effect shows (the answer reflects it, a list is fi
 value (derived from the contract's schema unless the entry names one), which must be a 4xx whose `param`
 names the parameter. A parameter a contract declares without an entry here fails the first test: add one.
 
-`expand` and the paging parameters are walked generically: every expansion the contract declares must come
-back expanded, any other must be refused; `limit`, `starting_after`, `ending_before` must page.
+Every value of an enum is walked (`also=`), since `proration_behavior=none` and `=always_invoice` are two
+different promises. `expand` and the paging parameters are walked generically: every expansion the contract
+declares must come back expanded, any other must be refused; `limit`, `starting_after`, `ending_before` must
+page. On every update route `metadata` follows Stripe's one rule: keys merge, an empty value unsets one.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class E:
     bad: Any = AUTO
     extra: dict = field(default_factory=dict)  # other params the trial needs (functions of the world allowed)
     without: tuple = ()  # base params this trial leaves out
+    also: dict = field(default_factory=dict)  # the enum's other values → their own E (its `value` unused)
+    status: int = 200  # what a valid value answers (402: the card was declined, as asked)
 
 
 REFUSED = lambda value, **kw: E(value, refused=True, **kw)  # noqa: E731
@@ -67,6 +71,11 @@ def reflects(field_: str, expect=None) -> Callable:
 def every(pred: Callable) -> Callable:
     """A list filter: the page is not empty and every object on it satisfies `pred(obj, value)`."""
     return lambda obj, value, w: bool(obj["data"]) and all(pred(x, value) for x in obj["data"])
+
+
+def only(pred: Callable) -> Callable:
+    """A list filter for a value the world may hold no object of: whatever is listed satisfies `pred`."""
+    return lambda obj, value, w: all(pred(x, value) for x in obj["data"])
 
 
 def day_of(ts: int) -> int:
@@ -230,7 +239,8 @@ _TIERED = {"billing_scheme": "tiered", "tiers_mode": "volume", "tiers": [{"up_to
 
 
 async def _price_id(w):
-    return (await w.price("tiered_price", lookup_key=unique("lk")(w), unit_amount=None, **_TIERED))["id"]
+    """A fresh tiered price each time (a tax_behavior, once set, cannot change: Stripe's rule)."""
+    return (await w.price(unique("tiered_price")(w), lookup_key=unique("lk")(w), unit_amount=None, **_TIERED))["id"]
 
 
 async def _clocked_customer_id(w):
@@ -353,6 +363,15 @@ async def _product_with_price(w):
     return product["id"]
 
 
+def merged_metadata() -> E:
+    """Stripe's one metadata rule on an update: the keys sent merge into those held, and an empty value unsets
+    its key. The object first gets {tier: gold, team: a}; then {plan: walk, tier: ""} leaves {team, plan}."""
+    async def value(w):
+        await w.post(w.cache["path"], {"metadata": {"tier": "gold", "team": "a"}})
+        return {"plan": "walk", "tier": ""}
+    return E(value, lambda o, v, w: o["metadata"] == {"team": "a", "plan": "walk"})
+
+
 _PRODUCT_FIELDS = {
     "active": E(False, reflects("active")),
     "description": E("Walked", reflects("description")),
@@ -409,6 +428,14 @@ def _clocked_value(key):
     return value
 
 
+async def _declined_customer_id(w):
+    return (await w.customer(payment_method="pm_card_chargeDeclined"))["id"]
+
+
+def _prorated_first_invoice(sub, value, w) -> bool:
+    return sub["latest_invoice"]["total"] == round(1000 * 10 / 31) and sub["status"] == "active"
+
+
 def _of_clocked_customer(obj, value, w) -> bool:
     """Subscriptions and invoices carry no `test_clock` here: the clock's objects are its customer's."""
     return bool(obj["data"]) and all(x["customer"] == w.cache["clocked"]["customer"] for x in obj["data"])
@@ -423,11 +450,12 @@ WALKS: dict[tuple[str, str], Walk] = {
         "dimension_payload_keys": E(["region"], reflects("dimension_payload_keys")),
         "display_name": E("Walked", reflects("display_name")),
         "event_name": E(unique("walked"), reflects("event_name")),
-        "event_time_window": REFUSED("hour"),
+        "event_time_window": REFUSED("hour", also={"day": REFUSED(None)}),
         "value_settings": E({"event_payload_key": "tokens"}, reflects("value_settings.event_payload_key", "tokens")),
         "expand": EXPAND}),
     ("GET", "/v1/billing/meters"): Walk(base=_seed_lists, params={
-        "status": E("inactive", every(lambda x, v: x["status"] == v)),
+        "status": E("inactive", every(lambda x, v: x["status"] == v),
+                    also={"active": E(sees=every(lambda x, v: x["status"] == v))}),
         "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
     ("GET", "/v1/billing/meters/{id}"): Walk(_meter_id, params={"expand": EXPAND}),
     ("POST", "/v1/billing/meters/{id}"): Walk(_fresh_meter_id, params={
@@ -440,7 +468,9 @@ WALKS: dict[tuple[str, str], Walk] = {
                         lambda o, v, w: (o["data"][0]["start_time"], o["data"][0]["aggregated_value"]) == (v, 7)),
         "end_time": E(lambda w: w.cache["usage"]["t0"] + HOUR,
                       lambda o, v, w: (o["data"][-1]["end_time"], o["data"][-1]["aggregated_value"]) == (v, 15)),
-        "value_grouping_window": E("hour", lambda o, v, w: [x["aggregated_value"] for x in o["data"]] == [15, 7]),
+        "value_grouping_window": E("hour", lambda o, v, w: [x["aggregated_value"] for x in o["data"]] == [15, 7],
+                                   also={"day": E(sees=lambda o, v, w: [x["aggregated_value"] for x in o["data"]]
+                                                  == [22], extra={"start_time": NOW - 86400, "end_time": NOW})}),
         "dimension_group_by_keys": E(["region"], lambda o, v, w: sorted(
             (x["dimensions"]["region"], x["aggregated_value"]) for x in o["data"]) == [("eu", 17), ("us", 5)]),
         "dimension_filters": E({"region": "us"}, lambda o, v, w: o["data"][0]["aggregated_value"] == 5),
@@ -452,7 +482,7 @@ WALKS: dict[tuple[str, str], Walk] = {
         **_PRODUCT_FIELDS,
         "default_price_data": E({"currency": "usd", "unit_amount": 500}, _default_price_is),
         "id": E(unique("prod_walk"), reflects("id")),
-        "type": E("service", _prices_can_use, bad="good")}),  # `good` is refused: see catalog_routes
+        "type": E("service", _prices_can_use, also={"good": REFUSED(None)})}),  # Orders/SKUs: not in tally
     ("GET", "/v1/products"): Walk(base=_seed_lists, params={
         "active": E(False, every(lambda x, v: x["active"] is False)),
         "created": E({"gte": NOW}, every(lambda x, v: x["created"] >= NOW), bad={"gte": "soon"}),
@@ -462,14 +492,15 @@ WALKS: dict[tuple[str, str], Walk] = {
         "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
     ("GET", "/v1/products/{id}"): Walk(_product_with_price, params={"expand": EXPAND}),
     ("POST", "/v1/products/{id}"): Walk(_product_with_price, params={
-        **_PRODUCT_FIELDS,
+        **_PRODUCT_FIELDS, "metadata": merged_metadata(),
         "default_price": E(lambda w: w.cache["update_product_price"], reflects("default_price"), bad="price_nope")}),
     ("DELETE", "/v1/products/{id}"): Walk(_product_id),
     # --- prices
     ("POST", "/v1/prices"): Walk(base=_price_base, expand_extra=_TIERED, expand_without=("unit_amount",), params={
         "active": E(False, reflects("active")),
         "billing_scheme": E("tiered", reflects("billing_scheme"), without=("unit_amount",), extra={
-            "tiers_mode": "volume", "tiers": [{"up_to": "inf", "unit_amount": 5}], "recurring": {"interval": "month"}}),
+            "tiers_mode": "volume", "tiers": [{"up_to": "inf", "unit_amount": 5}], "recurring": {"interval": "month"}},
+            also={"per_unit": E(sees=reflects("billing_scheme"))}),
         "currency": E("eur", reflects("currency")),
         "currency_options": REFUSED({"eur": {"unit_amount": 900}}),
         "custom_unit_amount": REFUSED({"enabled": True}, without=("unit_amount",)),
@@ -480,14 +511,16 @@ WALKS: dict[tuple[str, str], Walk] = {
         "product_data": E({"name": "Inline"}, lambda o, v, w: o["product"].startswith("prod_"), without=("product",)),
         "recurring": E({"interval": "week", "interval_count": 2},
                        lambda o, v, w: (o["recurring"]["interval"], o["recurring"]["interval_count"]) == ("week", 2)),
-        "tax_behavior": E("exclusive", reflects("tax_behavior")),
+        "tax_behavior": E("exclusive", reflects("tax_behavior"), also={
+            "inclusive": E(sees=reflects("tax_behavior")), "unspecified": E(sees=reflects("tax_behavior"))}),
         "tiers": E([{"up_to": 10, "unit_amount": 5}, {"up_to": "inf", "unit_amount": 3}],
                    lambda o, v, w: o["billing_scheme"] == "tiered",  # tiers come back with expand[]=tiers
                    without=("unit_amount",), extra={"billing_scheme": "tiered", "tiers_mode": "graduated",
                                                     "recurring": {"interval": "month"}, "expand": ["tiers"]}),
-        "tiers_mode": E("graduated", reflects("tiers_mode"), without=("unit_amount",), extra={
+        "tiers_mode": E("graduated", reflects("tiers_mode"), without=("unit_amount",), extra=(_TIERS := {
             "billing_scheme": "tiered", "tiers": [{"up_to": "inf", "unit_amount": 5}],
             "recurring": {"interval": "month"}}),
+            also={"volume": E(sees=reflects("tiers_mode"), without=("unit_amount",), extra=_TIERS)}),
         "transfer_lookup_key": E(True, reflects("lookup_key", "walk_moved"), extra={"lookup_key": "walk_moved"}),
         "transform_quantity": E({"divide_by": 10, "round": "up"}, reflects("transform_quantity",
                                                                           {"divide_by": 10, "round": "up"})),
@@ -501,16 +534,18 @@ WALKS: dict[tuple[str, str], Walk] = {
         "lookup_keys": E(["walk_moved"], every(lambda x, v: x["lookup_key"] == "walk_moved")),
         "product": E(lambda w: w.cache["product"]["id"], every(lambda x, v: x["product"] == v), bad="x" * 300),
         "recurring": E({"usage_type": "metered"}, every(lambda x, v: x["recurring"]["usage_type"] == "metered")),
-        "type": E("one_time", every(lambda x, v: x["type"] == "one_time")),
+        "type": E("one_time", every(lambda x, v: x["type"] == v),
+                  also={"recurring": E(sees=every(lambda x, v: x["type"] == v))}),
         "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
     ("GET", "/v1/prices/{id}"): Walk(_price_id, params={"expand": EXPAND}),
     ("POST", "/v1/prices/{id}"): Walk(_price_id, params={
         "active": E(False, reflects("active")),
         "currency_options": REFUSED({"eur": {"unit_amount": 900}}),
         "lookup_key": E(unique("lk"), reflects("lookup_key")),
-        "metadata": E({"plan": "walk"}, lambda o, v, w: o["metadata"].get("plan") == "walk"),
+        "metadata": merged_metadata(),
         "nickname": E("Renamed", reflects("nickname")),
-        "tax_behavior": E("inclusive", reflects("tax_behavior")),
+        "tax_behavior": E("inclusive", reflects("tax_behavior"), also={
+            "exclusive": E(sees=reflects("tax_behavior")), "unspecified": E(sees=reflects("tax_behavior"))}),
         "transfer_lookup_key": E(True, reflects("lookup_key", "walk_moved_again"),
                                  extra={"lookup_key": "walk_moved_again"}),
         "expand": EXPAND}),
@@ -522,7 +557,8 @@ WALKS: dict[tuple[str, str], Walk] = {
         "test_clock": E(_clocked_value("clock"), every(lambda x, v: x["test_clock"] == v)),
         "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
     ("GET", "/v1/customers/{id}"): Walk(lambda w: _clocked_value("customer")(w), params={"expand": EXPAND}),
-    ("POST", "/v1/customers/{id}"): Walk(_clocked_customer_id, params=_CUSTOMER_FIELDS),
+    ("POST", "/v1/customers/{id}"): Walk(_clocked_customer_id, params={**_CUSTOMER_FIELDS,
+                                                                       "metadata": merged_metadata()}),
     ("DELETE", "/v1/customers/{id}"): Walk(_customer_id),
     # --- subscriptions
     ("POST", "/v1/subscriptions"): Walk(base=_sub_base, params={
@@ -530,19 +566,36 @@ WALKS: dict[tuple[str, str], Walk] = {
         "billing_cycle_anchor_config": E({"day_of_month": 15},
                                          lambda o, v, w: day_of(o["items"]["data"][0]["current_period_end"]) == 15),
         "cancel_at_period_end": E(True, reflects("cancel_at_period_end")),
-        "collection_method": E("charge_automatically", reflects("collection_method")),
+        "collection_method": E("charge_automatically", reflects("collection_method"),
+                               also={"send_invoice": REFUSED(None)}),  # not built yet (README)
         "customer": E(lambda w: _customer_id(w), reflects("customer"), bad="cus_nope"),
         "default_payment_method": REFUSED("pm_card_visa"),
         "items": E(lambda w: [{"price": w.cache["price"]["id"], "quantity": 3}],
                    lambda o, v, w: o["items"]["data"][0]["quantity"] == 3),
         "metadata": E({"plan": "walk"}, lambda o, v, w: o["metadata"].get("plan") == "walk"),
-        "payment_behavior": E("default_incomplete", reflects("status", "incomplete")),
+        # Stripe §3.6: default_incomplete leaves the first invoice unattempted; on a declined card
+        # allow_incomplete keeps the subscription `incomplete`, error_if_incomplete answers the card error.
+        "payment_behavior": E("default_incomplete", lambda o, v, w: (o["status"], o["latest_invoice"]["attempted"])
+                              == ("incomplete", False), extra={"expand": ["latest_invoice"]}, also={
+            "allow_incomplete": E(sees=lambda o, v, w: (o["status"], o["latest_invoice"]["status"])
+                                  == ("incomplete", "open"),
+                                  extra={"customer": _declined_customer_id, "expand": ["latest_invoice"]}),
+            "error_if_incomplete": E(sees=lambda o, v, w: o["error"]["code"] == "card_declined", status=402,
+                                     extra={"customer": _declined_customer_id})}),
         # `none` would bill the partial period before a future anchor in full; tally always prorates it.
-        "proration_behavior": REFUSED("none", extra={"billing_cycle_anchor": NOW + 10 * 86400}),
+        "proration_behavior": REFUSED("none", extra=(_ANCHORED := {"billing_cycle_anchor": NOW + 10 * 86400}), also={
+            # on create both bill the prorated partial period at once: 10 of 31 days of 10 USD
+            "create_prorations": E(sees=_prorated_first_invoice, extra={**_ANCHORED, "expand": ["latest_invoice"]}),
+            "always_invoice": E(sees=_prorated_first_invoice, extra={**_ANCHORED, "expand": ["latest_invoice"]})}),
         "expand": EXPAND}),
     ("GET", "/v1/subscriptions"): Walk(base=_seed_lists, params={
         "customer": E(_clocked_value("customer"), every(lambda x, v: x["customer"] == v)),
-        "status": E("canceled", every(lambda x, v: x["status"] == "canceled"), extra={"customer": ""}),
+        "status": E("canceled", every(lambda x, v: x["status"] == v), also={
+            **{s: E(sees=only(lambda x, v: x["status"] == v)) for s in (
+                "active", "past_due", "unpaid", "incomplete", "incomplete_expired", "trialing", "paused")},
+            "all": E(sees=lambda o, v, w: {"active", "canceled", "incomplete"} <= {x["status"] for x in o["data"]},
+                     extra={"limit": 100}),
+            "ended": E(sees=every(lambda x, v: x["status"] in ("canceled", "incomplete_expired")))}),
         "test_clock": E(_clocked_value("clock"), _of_clocked_customer),
         "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
     ("GET", "/v1/subscriptions/{id}"): Walk(_subscription_id, params={"expand": EXPAND}),
@@ -551,8 +604,11 @@ WALKS: dict[tuple[str, str], Walk] = {
         "items": E(lambda w: [{"id": w.cache["walked_item"], "quantity": 4}],
                    lambda o, v, w: o["x_next_quantities"] == {v[0]["id"]: 4},  # from the next period
                    extra={"proration_behavior": "none"}),
-        "metadata": E({"plan": "walk"}, lambda o, v, w: o["metadata"].get("plan") == "walk"),
-        "proration_behavior": REFUSED("always_invoice"),
+        "metadata": merged_metadata(),
+        "proration_behavior": REFUSED("always_invoice", also={
+            "create_prorations": REFUSED(None),
+            "none": E(sees=lambda o, v, w: o["x_next_quantities"] == {w.cache["walked_item"]: 5},
+                      extra={"items": lambda w: [{"id": w.cache["walked_item"], "quantity": 5}]})}),
         "expand": EXPAND}),
     ("DELETE", "/v1/subscriptions/{id}"): Walk(_metered_sub_id, params={
         "cancellation_details": REFUSED({"comment": "walked away"}),
@@ -567,7 +623,9 @@ WALKS: dict[tuple[str, str], Walk] = {
         "expand": EXPAND}),
     ("GET", "/v1/invoices"): Walk(base=_seed_lists, params={
         "customer": E(_clocked_value("customer"), every(lambda x, v: x["customer"] == v)),
-        "status": E("open", every(lambda x, v: x["status"] == "open"), extra={}),
+        "status": E("open", every(lambda x, v: x["status"] == v), also={
+            "paid": E(sees=every(lambda x, v: x["status"] == v)),
+            **{s: E(sees=only(lambda x, v: x["status"] == v)) for s in ("draft", "uncollectible", "void")}}),
         "subscription": E(_clocked_value("subscription"),
                           every(lambda x, v: x["parent"]["subscription_details"]["subscription"] == v)),
         "test_clock": E(_clocked_value("clock"), _of_clocked_customer),
@@ -656,6 +714,7 @@ async def _adjust_base(w):
 EFFECTS = {route: walk.params for route, walk in WALKS.items()}
 
 
+
 # --- the walk ----------------------------------------------------------------------------------------------------
 
 def test_every_declared_parameter_has_an_entry():
@@ -664,7 +723,12 @@ def test_every_declared_parameter_has_an_entry():
                if name not in EFFECTS.get((m, path), {})]
     surplus = [f"{m} {path} {name}: in EFFECTS, not in the contract" for (m, path), params in EFFECTS.items()
                for name in params if name not in CONTRACTS.get((m, path), type("", (), {"params": {}})).params]
-    assert not missing and not surplus, "\n".join(missing + surplus)
+    # An enum's every value is walked: each does what Stripe documents for it, or is refused.
+    values = [f"walk {name}={choice} of {m} {path} too (E(also=...) in EFFECTS)"
+              for (m, path), contract in CONTRACTS.items() for name, schema in contract.params.items()
+              if name != "expand" and "enum" in schema and (entry := EFFECTS.get((m, path), {}).get(name))
+              for choice in schema["enum"] if choice != entry.value and choice not in entry.also]
+    assert not missing and not surplus and not values, "\n".join(missing + surplus + values)
 
 
 def wrong_value(schema: dict) -> Any:
@@ -690,7 +754,11 @@ async def _resolve(value, w):
     return await value if inspect.isawaitable(value) else value
 
 
+_DROP = object()  # a base parameter a trial leaves out
+
+
 async def _send(w: World, method: str, path: str, params: dict) -> httpx.Response:
+    params = {k: v for k, v in params.items() if v is not _DROP}
     data = form(params)
     if method == "GET":
         return await w.api.get(path, params=data)
@@ -715,7 +783,7 @@ def _names(r: httpx.Response, param: str) -> bool:
     return 400 <= r.status_code < 500 and (named == param or named.startswith(param + "["))
 
 
-async def _walk_route(w: World, method: str, path: str, walk: Walk, problems: list[str]) -> None:
+async def _walk_route(w: World, method: str, path: str, walk: Walk, all_problems: list[str]) -> None:
     contract = CONTRACTS[(method, path)]
 
     async def target() -> str:
@@ -726,7 +794,7 @@ async def _walk_route(w: World, method: str, path: str, walk: Walk, problems: li
         base = await walk.base(w) if walk.base else {}
         return await _send(w, method, concrete, {**base, **params}), concrete
 
-    async def one(name: str, entry: E) -> None:
+    async def one(name: str, entry: E, problems: list[str]) -> None:
         where = f"{method} {path} {name}"
         if entry is EXPAND:
             allowed = contract.params["expand"]["items"].get("enum", [])
@@ -741,20 +809,12 @@ async def _walk_route(w: World, method: str, path: str, walk: Walk, problems: li
                 problems.append(f"{where}=not_expandable: {r.status_code} {r.text[:200]}")
             return
         if entry is PAGE:
-            await _page(name)
+            await _page(name, problems)
             return
-        concrete = await target()  # first: a value may name what the target made
-        value = await _resolve(entry.value, w)
+        await attempt(name, entry.value, entry, problems)
+        for value, alternative in entry.also.items():
+            await attempt(name, value, alternative, problems)
         base_extra = {k: await _resolve(v, w) for k, v in entry.extra.items()}
-        r, _ = await trial({**base_extra, name: value, **{k: _DROP for k in entry.without}}, concrete)
-        if entry.refused:
-            if not _names(r, name):
-                problems.append(f"{where}={value!r}: should be refused naming it, got {r.status_code} "
-                                f"{r.text[:200]}")
-        elif r.status_code != 200:
-            problems.append(f"{where}={value!r}: {r.status_code} {r.text[:300]}")
-        elif not await _resolve(lambda _w: entry.sees(r.json(), value, w), w):
-            problems.append(f"{where}={value!r}: 200 but its effect does not show: {r.text[:300]}")
         if entry.bad is SKIP:
             return
         bad = wrong_value(contract.params[name]) if entry.bad is AUTO else entry.bad
@@ -763,7 +823,23 @@ async def _walk_route(w: World, method: str, path: str, walk: Walk, problems: li
             problems.append(f"{where}={bad!r} (wrong): expected a 4xx naming {name}, got {r.status_code} "
                             f"{r.text[:200]}")
 
-    async def _page(name: str) -> None:
+    async def attempt(name: str, value, entry: E, problems: list[str]) -> None:
+        """One plausible value: its effect shows, or (`refused`) a 4xx names the parameter."""
+        where = f"{method} {path} {name}"
+        concrete = w.cache["path"] = await target()  # first: a value may name what the target made
+        value = await _resolve(value, w)
+        base_extra = {k: await _resolve(v, w) for k, v in entry.extra.items()}
+        r, _ = await trial({**base_extra, name: value, **{k: _DROP for k in entry.without}}, concrete)
+        if entry.refused:
+            if not _names(r, name):
+                problems.append(f"{where}={value!r}: should be refused naming it, got {r.status_code} "
+                                f"{r.text[:200]}")
+        elif r.status_code != entry.status:
+            problems.append(f"{where}={value!r}: {r.status_code} {r.text[:300]}")
+        elif not await _resolve(lambda _w: entry.sees(r.json(), value, w), w):
+            problems.append(f"{where}={value!r}: {r.status_code} but its effect does not show: {r.text[:300]}")
+
+    async def _page(name: str, problems: list[str]) -> None:
         where = f"{method} {path} {name}"
         extra = {"value_grouping_window": "hour"} if path.endswith("event_summaries") else {}
         full, _ = await trial(extra)
@@ -791,28 +867,12 @@ async def _walk_route(w: World, method: str, path: str, walk: Walk, problems: li
             problems.append(f"{where}={bad!r} (wrong): {r.status_code} {r.text[:200]}")
 
     for name, entry in walk.params.items():
+        found: list[str] = []
         try:
-            await one(name, entry)
+            await one(name, entry, found)
         except Exception as exc:  # noqa: BLE001 - every route is walked; the failures are listed together
-            problems.append(f"{method} {path} {name}: the walk itself failed: {type(exc).__name__}: {exc}")
-
-
-class _Drop:
-    """A base parameter a trial leaves out."""
-
-
-_DROP = _Drop()
-
-
-def _without_dropped(params: dict) -> dict:
-    return {k: v for k, v in params.items() if v is not _DROP}
-
-
-_orig_send = _send
-
-
-async def _send(w, method, path, params):  # noqa: F811 - drops the base params a trial leaves out
-    return await _orig_send(w, method, path, _without_dropped(params))
+            found.append(f"{method} {path} {name}: the walk itself failed: {type(exc).__name__}: {exc}")
+        all_problems.extend(found)
 
 
 @pytest.fixture
@@ -836,3 +896,18 @@ async def test_every_parameter_does_what_stripe_documents_or_is_refused(world, g
         if inside:
             await _walk_route(world, method, path, walk, problems)
     assert not problems, "\n".join(problems)
+
+
+async def test_the_issues_three_offenders_are_refused_naming_their_parameter(world):
+    """Issue 8's examples, which answered 200 and did nothing: each is now a 400 that names what it refuses."""
+    sub = await world.subscription()
+    customer = sub["customer"]
+    r = await world.api.post(f"/v1/subscriptions/{sub['id']}", data={"proration_behavior": "bogus"})
+    assert (r.status_code, r.json()["error"]["param"]) == (400, "proration_behavior")
+    r = await world.api.request("DELETE", f"/v1/subscriptions/{sub['id']}", params={"prorate": "true"})
+    assert (r.status_code, r.json()["error"]["param"]) == (400, "prorate")
+    r = await world.api.get(f"/v1/customers/{customer}", params={"expand[]": "subscriptions"})
+    assert r.status_code == 400
+    assert (r.json()["error"]["param"], r.json()["error"]["message"]) == (
+        "expand", "This property cannot be expanded (subscriptions).")
+    assert (await world.api.get(f"/v1/subscriptions/{sub['id']}")).json()["status"] == "active"  # nothing done

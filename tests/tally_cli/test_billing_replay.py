@@ -192,6 +192,10 @@ async def check_metered_lines(pool, workload: Workload) -> int:
     before the invoice was finalized: usage reported late for an already finalized period is not billed.
     (Changes happen at a clock time before the next step's usage is sent at that same time, hence `<`.)"""
     prices = {workload.prices["tokens_graduated"], workload.prices["tokens_packs"]}
+    tokens: dict[str, list[tuple[int, Decimal, int]]] = {}  # customer → (timestamp, value, sent at)
+    for c, name, t, v, sent in workload.sent:
+        if name == "tokens":
+            tokens.setdefault(c, []).append((t, v, sent))
     checked = 0
     for (data,) in await pool.fetch("select data from billing_invoices where status <> 'draft'"):
         inv = orjson.loads(data)
@@ -200,13 +204,11 @@ async def check_metered_lines(pool, workload: Workload) -> int:
                 continue
             start, end = line["period"]["start"], line["period"]["end"]
             final = inv["status_transitions"]["finalized_at"]
-            want = sum((v for c, name, t, v, sent in workload.sent if c == inv["customer"] and name == "tokens"
-                        and start <= minute(t) < end and sent < final), Decimal(0))
+            mine = [(t, v, sent) for t, v, sent in tokens.get(inv["customer"], ()) if start <= minute(t) < end]
+            want = sum((v for _, v, sent in mine if sent < final), Decimal(0))
             if line["pricing"]["price_details"]["price"] == workload.prices["tokens_graduated"]:
                 assert Decimal(line["quantity_decimal"]) == want, (
-                    inv["id"], inv["billing_reason"], inv["status"], inv["created"], final, start, end,
-                    [(t, v, sent) for c, name, t, v, sent in workload.sent if c == inv["customer"] and name == "tokens"
-                     and start <= minute(t) < end])
+                    inv["id"], inv["billing_reason"], inv["status"], inv["created"], final, start, end, mine)
             checked += 1
     return checked
 

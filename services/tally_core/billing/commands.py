@@ -11,7 +11,10 @@ not sent; a param set to `None` was sent empty (`x=`, Stripe's "unset"), and goe
 - `load(record)`: the worker's read of a log record: trusted, never re-checked against today's rules (so
   re-deciding an old command cannot change because a rule was tightened). Commands written before the models
   carry the raw form strings (`"true"`, `"5"`); load turns those into bools and ints and keeps anything else,
-  unknown keys included, as it was, so the decision stays the one those records got.
+  unknown keys included, as it was, so the decision stays the one those records got. Such a record has no
+  `version` key (`Command.before_models`): its proration choices were never read, and are not now.
+- `misfits(params)`: the params no field can hold (a value `load` kept as it was); decide.py refuses such a
+  record as the edge refuses it.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from __future__ import annotations
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from annotated_types import MinLen
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
 from ..errors import invalid
 from ..strings import ASCII_INTEGER, MAX_TIMESTAMP, MIN_TIMESTAMP
 from . import params as p
 from .edge import validate
-from .handlers.subscriptions import PRORATION_BEHAVIORS
+from .subscriptions import PAYMENT_BEHAVIORS, PRORATION_BEHAVIORS
 
 VERSION = 1
 
@@ -54,6 +58,10 @@ class Params(BaseModel):
         """Field values from a record's params, coerced without rules (see `load`)."""
         return {k: _loose(cls, k, v) for k, v in params.items()}
 
+    def sent(self) -> dict:
+        """The fields the request set, by name (`None` for a field sent empty); the handlers' input."""
+        return {k: getattr(self, k) for k in type(self).model_fields if k in self.model_fields_set}
+
 
 class NoParams(Params):
     """customer.delete, invoice.void, invoice.mark_uncollectible, test_clock.delete and tick read no params."""
@@ -77,6 +85,20 @@ class _CustomerParams(Params):
         out.pop("default_payment_method", None)
         return out
 
+    @classmethod
+    def from_wire(cls, params: dict) -> dict:
+        # The request form names the method twice (`payment_method`, `invoice_settings[default_payment_method]`,
+        # the latter winning); a record keeps what was sent, the model one field.
+        params = dict(params)
+        pm = params.pop("payment_method", None)
+        settings = params.pop("invoice_settings", None)
+        if isinstance(settings, dict):
+            pm = settings.get("default_payment_method") or pm
+        values = super().from_wire(params)
+        if pm:
+            values["default_payment_method"] = pm
+        return values
+
 
 class CustomerCreateParams(_CustomerParams):
     test_clock: str | None = None
@@ -97,12 +119,12 @@ class AnchorConfig(Params):
 
 class SubscriptionCreateParams(Params):
     customer: str
-    items: tuple[SubscriptionItemCreate, ...] = ()
+    items: Annotated[tuple[SubscriptionItemCreate, ...], Field(min_length=1)] = ()
     metadata: Metadata | None = None
     billing_cycle_anchor: Timestamp | None = None
     billing_cycle_anchor_config: AnchorConfig | None = None
     cancel_at_period_end: bool = None
-    payment_behavior: Literal["allow_incomplete", "default_incomplete", "error_if_incomplete"] = None
+    payment_behavior: Literal[PAYMENT_BEHAVIORS] = None
     collection_method: Literal["charge_automatically"] = None
     proration_behavior: ProrationBehavior = None
 
@@ -196,6 +218,11 @@ class Command(BaseModel):
     idempotency_key: str | None = None
     params: Params = Field(default_factory=NoParams)
 
+    @property
+    def before_models(self) -> bool:
+        """Written before commands were typed (no `version` key): decided as tally decided it then."""
+        return "version" not in self.model_fields_set
+
 
 def _command(kind: str, params: type[Params], name: str, doc: str, **fields) -> type[Command]:
     annotations = {"type": Literal[kind], "params": params, **{k: v[0] for k, v in fields.items()}}
@@ -276,11 +303,65 @@ def load(record: dict) -> Command:
     model = COMMANDS.get(record.get("type"))
     if model is None:
         raise ValueError(f"unknown billing command {record.get('type')!r}")
-    fields = {k: v for k, v in record.items() if k in model.model_fields}
-    fields["version"] = record.get("version", VERSION)
+    fields = {k: v for k, v in record.items() if k in model.model_fields}  # `version` only when written
     params_model = model.model_fields["params"].annotation
     fields["params"] = _construct(params_model, record.get("params") or {})
     return model.model_construct(**fields)
+
+
+def misfits(params: Params, prefix: str = "") -> list[str]:
+    """The params of a loaded record that no field's type can hold (a value `load` kept as it was, such as
+    `paid_out_of_band=maybe`): deciding such a record refuses it as the edge does (decide.py). Bounds are not
+    checked (they are today's rules); unknown keys are not read by any decision and stay as they are."""
+    out = []
+    for name, field in type(params).model_fields.items():
+        path = f"{prefix}[{name}]" if prefix else name
+        value = getattr(params, name, None)
+        short = any(isinstance(m, MinLen) and len(value or ()) < m.min_length for m in field.metadata)
+        if name not in params.model_fields_set:
+            out += [path] if field.is_required() or short else []
+        elif short or not _fits(field.annotation, value):
+            out.append(path)
+        elif isinstance(value, Params):
+            out += misfits(value, path)
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                out += misfits(item, f"{path}[{i}]")
+    return out
+
+
+def _fits(annotation, value) -> bool:
+    if value is None:  # sent empty: only a field that can be unset holds it (`balance=` cannot)
+        return _nullable(annotation)
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        return any(_fits(a, value) for a in get_args(annotation))
+    if origin is Annotated:
+        return _fits(get_args(annotation)[0], value)
+    if origin is Literal:
+        return value in get_args(annotation)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    if origin is tuple:
+        return isinstance(value, tuple) and all(isinstance(it, get_args(annotation)[0]) for it in value)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return type(value) is int
+    if annotation is str:
+        return isinstance(value, str)
+    if isinstance(annotation, type) and issubclass(annotation, Params):
+        return isinstance(value, annotation)
+    return annotation is not type(None)  # JsonValue: carried, not read
+
+
+def _nullable(annotation) -> bool:
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        return any(_nullable(a) for a in get_args(annotation))
+    if origin is Annotated:
+        return _nullable(get_args(annotation)[0])
+    return annotation is type(None) or annotation == JsonValue
 
 
 def _construct(model: type[Params], params: dict) -> Params:
@@ -330,5 +411,5 @@ def _blank_to_empty(value):
     return value
 
 
-__all__ = ["COMMAND", "COMMANDS", "Command", "PARAMS", "Params", "load", "parse", "to_params",
+__all__ = ["COMMAND", "COMMANDS", "Command", "PARAMS", "Params", "load", "misfits", "parse", "to_params",
            "to_record"]

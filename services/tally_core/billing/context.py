@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import ApiError, ResourceMissing, missing_reference
 from . import invoices as inv_
@@ -22,7 +22,11 @@ from .invoices import Invoice
 from .payments import PaymentOutcome
 from .subscriptions import Subscription
 
+if TYPE_CHECKING:  # commands.py imports the edge, which imports the handlers, which import this module
+    from .commands import Command, Params
+
 UsageReader = Callable[[str, str, int, int], Decimal]  # (meter, customer, start, end) → aggregated value
+VERSION = 1  # the envelope version of every record a decision emits (catalog events carry it too)
 DEFAULT_GRACE = 3600        # "default finalization grace period of 1 hour" (§1.10)
 MAX_GRACE = 72 * 3600       # "up to 72 hours (3 days)"
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -37,29 +41,38 @@ class Decision:
 
 
 class Run:
-    """One decision in progress: the book so far, the events emitted, deterministic ids."""
+    """One decision in progress: the book so far, the events emitted, deterministic ids.
 
-    def __init__(self, book: Book, command: dict, usage: UsageReader):
+    `command` is the typed command (commands.load): handlers read `command.object_id` and `params`, typed
+    and already checked at the API edge."""
+
+    def __init__(self, book: Book, command: "Command", usage: UsageReader):
         self.book = book
         self.command = command
         self.usage_reader = usage
         self.events: list[dict] = []
         self._n = 0
-        self.grace = min(max(int(command.get("grace", DEFAULT_GRACE)), 0), MAX_GRACE)
-        self.request = {"id": command.get("request_id"), "idempotency_key": command.get("idempotency_key")}
+        grace = command.grace if "grace" in command.model_fields_set else DEFAULT_GRACE
+        self.grace = min(max(int(grace), 0), MAX_GRACE)
+        self.request = {"id": command.request_id, "idempotency_key": command.idempotency_key}
         self.caused = False  # True while the command itself acts (its events name the request)
         self._observed: dict[tuple, Decimal] = {}
         self.error: ApiError | None = None
         self.last_outcome: PaymentOutcome | None = None
 
     @property
-    def params(self) -> dict:
-        return self.command["params"]
+    def params(self) -> "Params":
+        return self.command.params
+
+    @property
+    def before_models(self) -> bool:
+        """The command was written before commands were typed: its proration choices were never read then."""
+        return self.command.before_models
 
     def new_id(self, prefix: str) -> str:
         self._n += 1
         # One tick decides for many books: the book's key keeps their ids apart.
-        digest = hashlib.blake2b(f"{self.command['id']}/{self.book.key}/{self._n}".encode(), digest_size=18).digest()
+        digest = hashlib.blake2b(f"{self.command.id}/{self.book.key}/{self._n}".encode(), digest_size=18).digest()
         n = int.from_bytes(digest, "big")
         chars = []
         for _ in range(24):
@@ -72,10 +85,11 @@ class Run:
         if previous:
             data["previous_attributes"] = previous
         event = {
-            "id": self.new_id("evt"), "object": "event", "type": kind, "created": created, "api_version": None,
+            "id": self.new_id("evt"), "object": "event", "type": kind, "version": VERSION, "created": created,
+            "api_version": None,
             "livemode": False, "pending_webhooks": 0, "data": data,
             "request": self.request if self.caused else {"id": None, "idempotency_key": None},
-            "account": self.book.account, "key": self.book.key, "command": self.command["id"],
+            "account": self.book.account, "key": self.book.key, "command": self.command.id,
         }
         self.events.append(event)
         self.book = apply(self.book, event)
@@ -86,8 +100,8 @@ class Run:
             value = Decimal(self.usage_reader(meter, customer, start, end))
             self._observed[key] = value
             self.events.append({
-                "id": self.new_id("obs"), "type": USAGE_OBSERVED, "account": self.book.account,
-                "key": self.book.key, "command": self.command["id"], "data": {"object": {
+                "id": self.new_id("obs"), "type": USAGE_OBSERVED, "version": VERSION, "account": self.book.account,
+                "key": self.book.key, "command": self.command.id, "data": {"object": {
                     "meter": meter, "customer": customer, "start": start, "end": end, "value": str(value)}}})
         return self._observed[key]
 
@@ -135,8 +149,8 @@ def changed(old: dict, new: dict) -> dict:
     return {k: v for k, v in old.items() if new.get(k) != v}
 
 
-def command_time(book: Book, command: dict) -> int:
-    """A clock's customers live at the clock's time; everyone else at the time the command was written."""
+def command_time(book: Book, at: int) -> int:
+    """A clock's customers live at the clock's time; everyone else at the time the command was written (`at`)."""
     if book.on_clock and book.clock is not None and not book.clock.deleted:
         return book.clock.frozen_time
-    return int(command["at"])
+    return int(at)

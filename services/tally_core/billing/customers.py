@@ -54,8 +54,17 @@ class Customer:
         )
 
 
-def _fields(params: dict) -> dict:
+def check_customer(params: dict, *, update: bool = False) -> dict:
+    """The API edge's check of `POST /v1/customers` (or `/v1/customers/{id}`): the typed values by field name
+    (commands.CustomerCreateParams), `None` for a field sent empty (Stripe's "unset"), metadata as sent (on
+    an update an empty value unsets its key)."""
+    p.check_keys(params, _UPDATE if update else _CREATE)
     out: dict = {}
+    if "test_clock" in params:
+        clock = params["test_clock"] or None
+        if clock is not None and not isinstance(clock, str):
+            raise invalid("test_clock", "must be a test clock id.")
+        out["test_clock"] = clock
     for name, limit in (("email", 512), ("name", 256), ("description", 350), ("phone", 20)):
         if name in params:
             out[name] = None if params[name] == "" else p.string(params[name], name, max_len=limit)
@@ -67,7 +76,8 @@ def _fields(params: dict) -> dict:
             p.check_keys(address, _ADDRESS, "address")
             out["address"] = {k: p.string(v, f"address[{k}]", max_len=200) for k, v in address.items()}
     if "metadata" in params:
-        out["metadata"] = _metadata.check(params["metadata"])  # an update merges instead (update_customer)
+        _metadata.check(params["metadata"])  # an update's key limit counts what it merges into (update_customer)
+        out["metadata"] = None if params["metadata"] in (None, "") else dict(params["metadata"])
     if "balance" in params:
         out["balance"] = p.balance(params["balance"])
     pm = params.get("payment_method")
@@ -81,20 +91,19 @@ def _fields(params: dict) -> dict:
     return out
 
 
-def create_customer(params: dict, *, id: str, account: str, now: int, test_clock_time: int | None = None) -> Customer:
-    """Validate `POST /v1/customers`; on a test clock, `created` is the clock's time."""
-    p.check_keys(params, _CREATE)
-    clock = params.get("test_clock") or None
-    if clock is not None and not isinstance(clock, str):
-        raise invalid("test_clock", "must be a test clock id.")
+def create_customer(values: dict, *, id: str, account: str, now: int, test_clock_time: int | None = None) -> Customer:
+    """A new customer from its typed values (`check_customer`); on a test clock, `created` is the clock's time."""
+    clock = values.get("test_clock")
     created = test_clock_time if clock is not None and test_clock_time is not None else now
-    return Customer(id=id, account=account, created=created, test_clock=clock, **_fields(params))
+    fields = {k: v for k, v in values.items() if k != "test_clock"}
+    fields["metadata"] = _metadata.check(values.get("metadata"))  # `metadata[k]=` on a create sets nothing
+    return Customer(id=id, account=account, created=created, test_clock=clock, **fields)
 
 
-def update_customer(customer: Customer, params: dict) -> Customer:
-    """`POST /v1/customers/{id}`: given fields are set; metadata merges key by key (tally_core/metadata.py)."""
-    p.check_keys({k: v for k, v in params.items() if k != "id"}, _UPDATE)
-    fields = _fields({k: v for k, v in params.items() if k != "metadata"})
-    if "metadata" in params:
-        fields["metadata"] = _metadata.merge(customer.metadata, params["metadata"])
+def update_customer(customer: Customer, values: dict) -> Customer:
+    """`POST /v1/customers/{id}` from its typed values: given fields are set; metadata merges key by key
+    (tally_core/metadata.py; its key limit counts the merged result, so it is checked here)."""
+    fields = {k: v for k, v in values.items() if k != "metadata"}
+    if "metadata" in values:
+        fields["metadata"] = _metadata.merge(customer.metadata, values["metadata"])
     return replace(customer, **fields)

@@ -5,7 +5,10 @@ due), then hands the command to its handler (handlers/). Every change is an even
 is emitted, ids derive from the command id and usage reads are recorded (context.py), so re-deciding from
 the same commands and observations gives the same events, byte for byte.
 
-Commands are plain dicts: `{"id", "type", "account", "key", "at", "grace", ...}` (schemas/billing_command.v1.json).
+Commands arrive as log records, `{"id", "type", "version", "account", "key", "at", "grace", "params", ...}`
+(schemas/billing_command.v1.json), and are read once into their typed model (`commands.load`, trusted: no rule
+is checked again). Handlers decide on the typed params; every rule that needs no state ran at the API edge
+(edge.py, ARCHITECTURE decision 10), so tightening one never changes what re-deciding an old command gives.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import ApiError
+from . import commands as c
 from .advance import advance
 from .book import USAGE_OBSERVED, Book
+from .edge import InvalidCommand, validate
 from .context import DEFAULT_GRACE, MAX_GRACE, Decision, Run, UsageReader, command_time  # noqa: F401
 from .handlers.customers import customer_create, customer_delete, customer_update
 from .handlers.invoices import invoice_finalize, invoice_mark_uncollectible, invoice_pay, invoice_void
@@ -33,22 +38,44 @@ HANDLERS: dict[str, Callable[[Run, int], dict]] = {
 }
 
 
-def decide(book: Book, command: dict, usage: UsageReader) -> Decision:
+def decide(book: Book, record: dict, usage: UsageReader) -> Decision:
     """Apply time up to the command, then the command; a refused command keeps only what time did."""
+    known = record["type"] in c.COMMANDS
+    # An unknown type still lets time act first (what it read stays in the ledger's failure record).
+    command = c.load(record if known else {**record, "type": "tick", "params": {}})
     run = Run(book, command, usage)
-    now = command_time(book, command)
+    now = command_time(book, command.at)
     advance(run, now)
-    if command["type"] == "tick":
+    if not known:
+        raise ValueError(f"unknown billing command {record['type']!r}")
+    if command.type == "tick":
         return Decision(run.book, run.events)
-    handler = HANDLERS.get(command["type"])
-    if handler is None:
-        raise ValueError(f"unknown billing command {command['type']!r}")
+    if not isinstance(record.get("params", {}), dict) and not isinstance(command.params, c.NoParams):
+        # Not a command any API wrote; deciding it raised before typed commands too (a failure, ledger.py).
+        raise TypeError(f"the params of {command.type} {command.id} are not an object")
+    handler = HANDLERS[command.type]
     settled, kept = run.book, len(run.events)
     run.caused, run.error = True, None
     try:
+        _refuse_misfits(command, now)
         result = handler(run, now)
     except ApiError as err:
         # Nothing the refused command did stays, except the usage it read (re-deciding will read it again).
         run.events[kept:] = [e for e in run.events[kept:] if e["type"] == USAGE_OBSERVED]
         return Decision(settled, run.events, None, err)
     return Decision(run.book, run.events, result, run.error)
+
+
+def _refuse_misfits(command: c.Command, now: int) -> None:
+    """A record holding a value no field can hold (never one the API wrote: only a record written by hand, or
+    before the edge checked every param) is refused as the edge refuses it, as the worker then did. A
+    proration choice of a record written before the models is never read (tally did not read it then)."""
+    bad = c.misfits(command.params)
+    if command.before_models:
+        bad = [name for name in bad if name not in ("proration_behavior", "prorate")]
+    if bad:
+        try:
+            validate(command.type, c.to_params(command), object_id=command.object_id, account=command.account or "",
+                     now=now)
+        except InvalidCommand as err:
+            raise err.errors[0] from None

@@ -1,10 +1,11 @@
 """The state-independent half of each billing command's validation, run at the API edge.
 
-ARCHITECTURE decision 10: a command is valid before it enters the log. These checks are the core's own
-functions (the creators in customers.py and test_clocks.py, the coercions in params.py), run without the
-book, so only what needs no state is checked here: names, types, lengths and Stripe's numeric bounds. What
-needs the book (does the subscription exist, is the anchor after the clock's time, is the price metered) is
-still the worker's to decide.
+ARCHITECTURE decision 10: a command is valid before it enters the log, and the worker decides only the rules
+that need the book. Every rule that needs no state is checked here and only here: names, types, lengths and
+Stripe's numeric bounds (with the checks of customers.py, subscriptions.py and test_clocks.py, and the
+coercions of params.py). What needs the book (does the subscription exist, is the anchor after the clock's
+time, is the price metered or active) is the handlers' (handlers/), which read the typed params
+(commands.py) and never check again what is checked here.
 
 Every parameter is checked, not only the first bad one: `validate` raises the first refusal in the order the
 worker meets them (so the answer's `message`, `param` and `code` stay the ones a client saw before), and when
@@ -16,11 +17,11 @@ from __future__ import annotations
 from typing import Callable, Iterator, Mapping
 
 from ..errors import InvalidRequest, invalid, missing
+from ..metadata import check as check_metadata
 from . import params as p
 from . import subscriptions as subs
-from .customers import Customer, create_customer, update_customer
-from .handlers.subscriptions import PRORATION_BEHAVIORS
-from .prices import create_price
+from .customers import check_customer
+from .subscriptions import PAYMENT_BEHAVIORS, PRORATION_BEHAVIORS
 from .test_clocks import create_test_clock
 
 # Parameters every command route accepts that no decision reads: `expand` is the API's (it expands the
@@ -79,7 +80,7 @@ def validate(kind: str, params: dict, *, object_id: str | None, account: str, no
 
 
 def check_command(kind: str, params: dict, *, object_id: str | None, account: str, now: int) -> None:
-    """Raise the `InvalidRequest` the worker would raise for `params` whatever the book holds."""
+    """Raise the first `InvalidRequest` for `params` that needs no book (the API's check before it writes)."""
     validate(kind, params, object_id=object_id, account=account, now=now)
 
 
@@ -101,24 +102,7 @@ _CUSTOMER_ORDER = ("test_clock", "email", "name", "description", "phone", "addre
 _PAYMENT = ("payment_method", "invoice_settings")
 
 
-def _customer_values(key: str, raw, cus: Customer) -> dict:
-    if key in _PAYMENT:
-        return {"default_payment_method": cus.default_payment_method} if cus.default_payment_method else {}
-    if key in NOT_CARRIED:
-        return {}
-    if key == "metadata":
-        # Kept as sent: an empty value unsets that key on an update (tally_core/metadata.py).
-        return {"metadata": None if _blank(raw) else dict(raw)}
-    if key == "test_clock":
-        return {"test_clock": cus.test_clock}
-    if key == "address":
-        return {"address": None if raw == "" else dict(cus.address)}
-    if key == "balance":
-        return {"balance": cus.balance}
-    return {key: None if raw == "" else getattr(cus, key)}
-
-
-def _customer(refusals: _Refusals, params: dict, make: Callable[[dict], Customer], order: tuple) -> dict:
+def _customer(refusals: _Refusals, params: dict, update: bool, order: tuple) -> dict:
     values: dict = {}
     payment_checked = False
     for key in _unknown_first(params, order):
@@ -129,23 +113,20 @@ def _customer(refusals: _Refusals, params: dict, make: Callable[[dict], Customer
             group = {k: params[k] for k in _PAYMENT if k in params}
         else:
             group = {key: params[key]}
-        ok, cus = refusals.run(make, group)
+        ok, checked = refusals.run(check_customer, group, update=update)
         if ok:
-            for k, raw in group.items():
-                values.update(_customer_values(k, raw, cus))
+            values.update(checked)
     return values
 
 
 def _customer_create(refusals: _Refusals, params: dict, object_id: str, account: str, now: int) -> dict:
-    return _customer(refusals, params, lambda group: create_customer(group, id=object_id, account=account, now=now),
-                     _CUSTOMER_ORDER)
+    return _customer(refusals, params, False, _CUSTOMER_ORDER)
 
 
 def _customer_update(refusals: _Refusals, params: dict, object_id: str, account: str, now: int) -> dict:
-    blank = Customer(id=object_id, account=account, created=now)
-    # An update checks metadata last (it merges into what the customer has, update_customer).
+    # An update checks metadata last (its key limit counts what it merges into, customers.update_customer).
     order = tuple(k for k in _CUSTOMER_ORDER if k != "metadata") + ("metadata",)
-    return _customer(refusals, params, lambda group: update_customer(blank, group), order)
+    return _customer(refusals, {k: v for k, v in params.items() if k != "id"}, True, order)
 
 
 # --- test clocks ---------------------------------------------------------------------------------------------
@@ -209,7 +190,7 @@ def _item_quantities(refusals: _Refusals, raw_items) -> None:
 
 def _metadata(refusals: _Refusals, params: dict, values: dict) -> None:
     if "metadata" in params:
-        ok, _ = refusals.run(p.metadata, params["metadata"])
+        ok, _ = refusals.run(check_metadata, params["metadata"])
         if ok:
             values["metadata"] = None if _blank(params["metadata"]) else dict(params["metadata"])
 
@@ -221,19 +202,10 @@ def _boolean(refusals: _Refusals, params: dict, name: str, values: dict) -> None
             values[name] = flag
 
 
-class _AnyPrice(dict):
-    """Every price id names a licensed monthly price: `validate_items` then checks only what needs no
-    catalog (an item's shape, keys and quantity; the catalog's part is the worker's)."""
-
-    def get(self, price_id, default=None):
-        return create_price({"currency": "usd", "unit_amount": "0", "product": "prod_edge",
-                             "recurring": {"interval": "month"}}, id=price_id, now=0)
-
-
 def _create_item(i: int, raw: dict, params: dict) -> dict:
     item = {"price": raw["price"]}
     if "quantity" in raw:
-        item["quantity"] = p.quantity(raw["quantity"], f"items[{i}][quantity]")  # checked by validate_items
+        item["quantity"] = p.quantity(raw["quantity"], f"items[{i}][quantity]")  # checked by check_items
     elif "quantity" in _items(params["items"])[i]:
         item["quantity"] = None  # sent empty
     return item
@@ -257,10 +229,10 @@ def _subscription_create(refusals: _Refusals, params: dict, object_id: str, acco
             if ok:
                 values["billing_cycle_anchor"] = anchor
     _item_quantities(refusals, params.get("items"))
-    # Then the worker's state-free rules, in its order (decide._subscription_create, create_subscription).
+    # Then the rules the worker once ran before its state-dependent ones, in its order (since typed commands
+    # they are only here; handlers/subscriptions.subscription_create, subscriptions.create_subscription).
     if "payment_behavior" in params:
-        ok, behaviour = refusals.run(p.enum, params["payment_behavior"], "payment_behavior",
-                                     ("allow_incomplete", "default_incomplete", "error_if_incomplete"))
+        ok, behaviour = refusals.run(p.enum, params["payment_behavior"], "payment_behavior", PAYMENT_BEHAVIORS)
         if ok:
             values["payment_behavior"] = behaviour
     if "collection_method" in params:
@@ -280,7 +252,7 @@ def _subscription_create(refusals: _Refusals, params: dict, object_id: str, acco
     if isinstance(raw_items, list):
         raw_items = [{k: v for k, v in it.items() if not (k == "quantity" and _blank(v))}
                      if isinstance(it, dict) else it for it in raw_items]
-    ok, _ = refusals.run(subs.validate_items, raw_items, _AnyPrice(), list(range(len(_items(raw_items)) or 1)), now)
+    ok, _ = refusals.run(subs.check_items, raw_items)
     if ok:
         values["items"] = [_create_item(i, raw, params) for i, raw in enumerate(raw_items)]
     anchor_set = not _blank(params.get("billing_cycle_anchor"))
@@ -300,7 +272,8 @@ def _subscription_create(refusals: _Refusals, params: dict, object_id: str, acco
 
 
 def _proration_behavior(refusals: _Refusals, params: dict, values: dict) -> None:
-    # Whether the behaviour asked for can be honoured (tally does not prorate yet) is the worker's rule.
+    # Whether the behaviour asked for can be honoured (tally does not prorate yet) is the worker's rule
+    # (handlers/subscriptions.py).
     if "proration_behavior" in params:
         ok, behaviour = refusals.run(p.enum, params["proration_behavior"], "proration_behavior", PRORATION_BEHAVIORS)
         if ok:

@@ -25,6 +25,7 @@ import orjson
 from ..codec import _default
 from ..errors import ApiError
 from .book import USAGE_OBSERVED, Book
+from .context import VERSION
 from .decide import decide
 from .schedule import due_at
 
@@ -137,13 +138,15 @@ class Ledger:
     def _failed(self, book: Book, partition: int, command: dict, reads: dict, exc: Exception) -> list[dict]:
         tick = command["type"] == "tick"
         retry_at = command["at"] + STUCK_RETRY if tick else None
-        events = [{"id": _id("obs", command["id"], book.key, i), "type": USAGE_OBSERVED, "account": book.account,
+        events = [{"id": _id("obs", command["id"], book.key, i), "type": USAGE_OBSERVED, "version": VERSION,
+                   "account": book.account,
                    "key": book.key, "command": command["id"], "data": {"object": {
                        "meter": m, "customer": c, "start": s, "end": e, "value": str(v)}}}
                   for i, ((m, c, s, e), v) in enumerate(reads.items())]
         events.append({
             "id": _id("evt", command["id"], book.key, "failed"), "object": "event", "type": COMMAND_FAILED,
-            "created": command["at"], "api_version": None, "livemode": False, "pending_webhooks": 0,
+            "version": VERSION, "created": command["at"], "api_version": None, "livemode": False,
+            "pending_webhooks": 0,
             "request": {"id": command.get("request_id"), "idempotency_key": command.get("idempotency_key")},
             "account": book.account, "key": book.key, "command": command["id"],
             "data": {"object": {"object": "tally.command_failure", "command": command["id"],

@@ -142,8 +142,3 @@ def array(raw, param: str) -> list:
         # forms.py leaves non-contiguous indexes (`tiers[0]`, `tiers[2]`) as a dict.
         raise invalid(param, "must be an array with consecutive indexes starting at 0.", code="parameter_invalid_array")
     return raw
-
-
-def metadata(raw, param: str = "metadata") -> dict[str, str]:
-    """A create's metadata (kept for callers of `params`; the rule itself is `tally_core.metadata.check`)."""
-    return _metadata.check(raw, param)

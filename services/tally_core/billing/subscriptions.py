@@ -41,6 +41,8 @@ ENDED = (S.CANCELED, S.INCOMPLETE_EXPIRED)
 # Paying (or marking uncollectible) the latest invoice makes these active again (§3.6).
 REACTIVATES = (S.PAST_DUE, S.UNPAID, S.INCOMPLETE)
 
+PAYMENT_BEHAVIORS = ("allow_incomplete", "default_incomplete", "error_if_incomplete")
+PRORATION_BEHAVIORS = ("always_invoice", "create_prorations", "none")
 _CREATE = {"customer", "items", "billing_cycle_anchor", "cancel_at_period_end", "metadata", "expand",
            "collection_method", "default_payment_method", "payment_behavior", "proration_behavior",
            "billing_cycle_anchor_config"}
@@ -128,8 +130,9 @@ class Subscription:
         )
 
 
-def validate_items(raw_items, prices: Mapping[str, Price], item_ids: list[str], now: int) -> tuple[Item, ...]:
-    """Check `items[n][price]`/`items[n][quantity]` against the catalog and Stripe's item rules."""
+def check_items(raw_items) -> list[dict]:
+    """The API edge's check of `items[n]` on a create: its shape, keys, price id and quantity (what needs no
+    catalog). Returns the items with their quantity as an int."""
     if raw_items in (None, "", []):
         raise missing("items")
     if isinstance(raw_items, dict):
@@ -144,53 +147,62 @@ def validate_items(raw_items, prices: Mapping[str, Price], item_ids: list[str], 
         p.check_keys(raw, {"price", "quantity", "metadata"}, f"items[{i}]")
         if not raw.get("price"):
             raise missing(f"items[{i}][price]")
-        price = prices.get(raw["price"])
+        if raw["price"] in seen:
+            raise invalid(f"items[{i}][price]", "a price can appear only once on a subscription.")
+        seen.add(raw["price"])
+        item = {"price": raw["price"]}
+        if "quantity" in raw:
+            item["quantity"] = p.quantity(raw["quantity"], f"items[{i}][quantity]")
+        items.append(item)
+    return items
+
+
+def subscription_items(items, prices: Mapping[str, Price], item_ids: list[str], now: int) -> tuple[Item, ...]:
+    """The items of a new subscription from the typed `items[n]`, checked against the pinned catalog: the
+    price exists, is recurring and active, metered prices take no quantity (usage decides it), and every item
+    shares one currency and one interval (classic billing mode)."""
+    out = []
+    for i, item in enumerate(items):
+        price = prices.get(item.price)
         if price is None:
-            raise InvalidRequest(f"No such price: '{raw['price']}'", param=f"items[{i}][price]", code="resource_missing")
+            raise InvalidRequest(f"No such price: '{item.price}'", param=f"items[{i}][price]", code="resource_missing")
         if price.recurring is None:
             raise invalid(f"items[{i}][price]", "a subscription item needs a recurring price.")
         if not price.active:
             raise invalid(f"items[{i}][price]", "the price is not active.")
-        if price.id in seen:
-            raise invalid(f"items[{i}][price]", "a price can appear only once on a subscription.")
-        seen.add(price.id)
+        sent = "quantity" in item.model_fields_set
         metered = price.recurring.usage_type == "metered"
-        if "quantity" in raw and metered:
+        if sent and metered:
             raise invalid(f"items[{i}][quantity]", "metered prices take no quantity; usage decides it.")
-        quantity = None if metered else p.quantity(raw.get("quantity", "1"), f"items[{i}][quantity]")
-        items.append(Item(item_ids[i], price, quantity, now))
-    first = items[0].price
-    for i, it in enumerate(items):
+        if sent and item.quantity is None:
+            # `quantity=` on a licensed price: a quantity cannot be unset (whether it may be sent at all
+            # depends on the price, so the edge leaves it to here).
+            raise p.empty(f"items[{i}][quantity]")
+        quantity = None if metered else (item.quantity if sent else 1)
+        out.append(Item(item_ids[i], price, quantity, now))
+    first = out[0].price
+    for i, it in enumerate(out):
         if it.price.currency != first.currency:
             raise invalid(f"items[{i}][price]", "all items must share one currency.")
         r, f = it.price.recurring, first.recurring
         if (r.interval, r.interval_count) != (f.interval, f.interval_count):
             raise invalid(f"items[{i}][price]", "all items must share one billing interval (classic billing mode).")
-    return tuple(items)
+    return tuple(out)
 
 
-def create_subscription(params: dict, *, id: str, customer: str, prices: Mapping[str, Price], item_ids: list[str],
+def create_subscription(params, *, id: str, customer: str, prices: Mapping[str, Price], item_ids: list[str],
                         now: int) -> Subscription:
-    """Validate `POST /v1/subscriptions`; the first period starts now and ends at the anchor's next boundary."""
-    p.check_keys(params, _CREATE)
-    items = validate_items(params.get("items"), prices, item_ids, now)
-    anchor = now
-    if params.get("billing_cycle_anchor") not in (None, "") and params.get("billing_cycle_anchor_config") not in (
-            None, ""):
-        raise p.exclusive("billing_cycle_anchor", "billing_cycle_anchor_config")
-    if params.get("billing_cycle_anchor") not in (None, ""):
-        anchor = p.timestamp(params["billing_cycle_anchor"], "billing_cycle_anchor")
-        if anchor < now:
-            raise invalid("billing_cycle_anchor", "must be now or in the future.")
-    day = None
-    config = params.get("billing_cycle_anchor_config")
-    if config not in (None, ""):
-        day = p.integer(p.hash_(config, "billing_cycle_anchor_config").get("day_of_month"),
-                        "billing_cycle_anchor_config[day_of_month]", minimum=1, maximum=31)
-    cancel = p.boolean(params["cancel_at_period_end"], "cancel_at_period_end") if "cancel_at_period_end" in params else False
+    """`POST /v1/subscriptions` from its typed params (commands.SubscriptionCreateParams, checked at the edge):
+    the first period starts now and ends at the anchor's next boundary."""
+    items = subscription_items(params.items, prices, item_ids, now)
+    anchor = now if params.billing_cycle_anchor is None else params.billing_cycle_anchor
+    if anchor < now:  # `now` is the book's time (a test clock's), so only the worker can tell
+        raise invalid("billing_cycle_anchor", "must be now or in the future.")
+    config = params.billing_cycle_anchor_config
+    day = None if config is None else config.day_of_month
     sub = Subscription(id=id, customer=customer, items=items, anchor=anchor, created=now, current_period_start=now,
-                       current_period_end=now, cancel_at_period_end=cancel, day_of_month=day,
-                       metadata=_metadata.check(params["metadata"]) if "metadata" in params else {})
+                       current_period_end=now, cancel_at_period_end=bool(params.cancel_at_period_end),
+                       day_of_month=day, metadata=_metadata.check(params.metadata))
     interval, count = sub.interval
     if day is not None and interval != "month":
         raise invalid("billing_cycle_anchor_config", "is only for monthly prices.")

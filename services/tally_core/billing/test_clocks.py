@@ -47,7 +47,8 @@ class TestClock:
 
 
 def create_test_clock(params: dict, *, id: str, now: int) -> TestClock:
-    """Validate `POST /v1/test_helpers/test_clocks` (`frozen_time` may be in the past or the future)."""
+    """The API edge's check of `POST /v1/test_helpers/test_clocks` (`frozen_time` may be in the past or the
+    future); the worker builds the clock from the typed params (handlers/test_clocks.py)."""
     p.check_keys(params, {"frozen_time", "name", "expand"})
     if params.get("frozen_time") in (None, ""):
         raise missing("frozen_time")
@@ -56,15 +57,12 @@ def create_test_clock(params: dict, *, id: str, now: int) -> TestClock:
     return TestClock(id=id, created=now, frozen_time=frozen, name=name)
 
 
-def advance_target(clock: TestClock, params: dict, *, max_step: int | None) -> int:
-    """Check `POST …/advance`: forward only, at most two of the shortest subscription's intervals at once.
+def advance_target(clock: TestClock, target: int, *, max_step: int | None) -> int:
+    """Check `POST …/advance` against the clock (its `frozen_time` is checked at the edge, edge.py): forward
+    only, at most two of the shortest subscription's intervals at once.
 
     `max_step`: seconds covered by two intervals of the shortest subscription on the clock, None without any.
     """
-    p.check_keys(params, {"frozen_time", "expand"})
-    if params.get("frozen_time") in (None, ""):
-        raise missing("frozen_time")
-    target = p.timestamp(params["frozen_time"], "frozen_time")
     if clock.status == "advancing":
         raise invalid("frozen_time", "the test clock is still advancing; wait until its status is `ready`.")
     if target <= clock.frozen_time:

@@ -1,8 +1,8 @@
 """Event records: one envelope (`id`, `type`, `version`, `account`, `created`) for catalog and billing events,
 and the records that are not events (usage observations, meter events).
 
-`version` absent means 1: the events written so far carry none, and adding it changes their bytes (and so
-what re-deciding must reproduce), so it is added with the billing core's restructure, not here.
+Every record carries `version` right after `type`; records written before it was added carry none, and read
+as version 1.
 """
 
 from __future__ import annotations

@@ -51,8 +51,8 @@ class Clocked:
 
     def send(self, kind, object_id, params, **extra):
         self.n += 1
-        cmd = {"id": f"cmd_{self.n}", "type": kind, "account": "acct_1", "key": self.book.key, "at": 0,
-               "object_id": object_id, "params": params, **extra}
+        cmd = {"id": f"cmd_{self.n}", "type": kind, "version": 1, "account": "acct_1", "key": self.book.key,
+               "at": 0, "object_id": object_id, "params": params, **extra}
         d = decide(self.book, cmd, self.usage)
         self.book = d.book
         self.events += d.events

@@ -32,6 +32,7 @@ def test_a_command_that_raises_is_refused_with_a_record_naming_it_and_leaves_the
     assert body["error"]["message"].startswith("tally could not decide command cmd_2: ValueError")
     assert [e["type"] for e in events] == [COMMAND_FAILED]
     assert events[0]["data"]["object"]["book"] == "acct_1:cus_1" and events[0]["data"]["object"]["retry_at"] is None
+    assert list(events[0])[2:4] == ["type", "version"] and events[0]["version"] == 1  # the one event envelope
     assert ledger.books["acct_1:cus_1"] is before
     # The record follows the billing-events contract, and deciding the command again gives it byte for byte.
     contract = json.loads((Path(__file__).resolve().parents[3] / "schemas" / "billing_event.v1.json").read_text())

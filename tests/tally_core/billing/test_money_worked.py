@@ -18,6 +18,7 @@ from tally_core.billing.invoices import LineSpec, build_lines, draft, finalize
 from tally_core.billing.periods import add_interval, next_period_end, period_containing
 from tally_core.billing.prices import Price, create_price
 from tally_core.billing.pricing import line_detail, price_amount
+from tally_core.billing.commands import parse
 from tally_core.billing.subscriptions import create_subscription, roll_over
 
 D = Decimal
@@ -344,8 +345,10 @@ SUB_PRICES = {p.id: p for p in (MONTHLY, BIMONTHLY, YEARLY)}
 ])
 def test_subscription_periods_roll_over_month_ends(price_id, created, extra, ends):
     # given a subscription created at `created`
-    sub = create_subscription({"items": [{"price": price_id}], **extra}, id="sub_money", customer="cus_money",
-                              prices=SUB_PRICES, item_ids=["si_money"], now=ts(created))
+    params = parse("subscription.create", {"customer": "cus_money", "items": [{"price": price_id}], **extra},
+                   object_id="sub_money", account="acct_money", now=ts(created))
+    sub = create_subscription(params, id="sub_money", customer="cus_money", prices=SUB_PRICES,
+                              item_ids=["si_money"], now=ts(created))
     assert sub.current_period_start == ts(created)
     # when it rolls over period after period
     got = []

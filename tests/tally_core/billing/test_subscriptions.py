@@ -1,9 +1,13 @@
-"""Subscriptions: item rules, anchors with month-end clamping, rollover (seeds 000 and 001)."""
+"""Subscriptions: item rules, anchors with month-end clamping, rollover (seeds 000 and 001).
+
+Each request goes the way the API and the worker take it: checked at the edge into typed params
+(commands.parse), then built against the catalog and the book's time (create_subscription)."""
 
 from datetime import datetime, timezone
 
 import pytest
 
+from tally_core.billing.commands import parse
 from tally_core.billing.customers import create_customer, update_customer
 from tally_core.billing.prices import create_price
 from tally_core.billing.subscriptions import Subscription, create_subscription, roll_over
@@ -27,8 +31,13 @@ def ts(y, m, d):
     return int(datetime(y, m, d, tzinfo=timezone.utc).timestamp())
 
 
+def typed(kind, params, now=NOW):
+    return parse(kind, params, object_id="obj_1", account="acct", now=now)
+
+
 def subscribe(items, now=NOW, **extra):
-    return create_subscription({"items": items, **extra}, id="sub_1", customer="cus_1", prices=PRICES,
+    return create_subscription(typed("subscription.create", {"customer": "cus_1", "items": items, **extra}, now),
+                               id="sub_1", customer="cus_1", prices=PRICES,
                                item_ids=[f"si_{i}" for i in range(len(items))], now=now)
 
 
@@ -80,14 +89,16 @@ def test_invalid_subscriptions_name_the_field(items, extra, param):
 
 
 def test_customer_on_a_test_clock_is_created_at_clock_time():
-    c = create_customer({"email": "a@b.c", "test_clock": "clock_1", "payment_method": "pm_card_visa"},
+    c = create_customer(typed("customer.create", {"email": "a@b.c", "test_clock": "clock_1",
+                                                  "payment_method": "pm_card_visa"}).sent(),
                         id="cus_1", account="acct", now=NOW, test_clock_time=NOW - 86400)
     assert c.created == NOW - 86400 and c.test_clock == "clock_1" and c.default_payment_method == "pm_card_visa"
     assert type(c).from_stripe(c.to_stripe(), "acct") == c
-    c2 = update_customer(c, {"name": "Jenny", "balance": "-500", "metadata": {"tier": "gold"}})
+    c2 = update_customer(c, typed("customer.update", {"name": "Jenny", "balance": "-500",
+                                                      "metadata": {"tier": "gold"}}).sent())
     assert (c2.name, c2.balance, dict(c2.metadata)) == ("Jenny", -500, {"tier": "gold"})
     with pytest.raises(InvalidRequest) as err:
-        update_customer(c, {"test_clock": "clock_2"})
+        typed("customer.update", {"test_clock": "clock_2"})
     assert err.value.param == "test_clock"
 
 
@@ -101,6 +112,6 @@ def test_the_anchor_is_at_most_one_natural_period_away_and_periods_end_by_9999()
         subscribe([{"price": "price_license"}], billing_cycle_anchor=str(NOW + 400 * 86_400))
     assert err.value.param == "billing_cycle_anchor" and "natural billing date" in err.value.message
     with pytest.raises(InvalidRequest) as err:
-        create_subscription({"customer": "cus_1", "items": [{"price": "price_license"}]}, id="sub_9999",
-                            customer="cus_1", prices=PRICES, item_ids=["si_1"], now=253_402_300_000)
+        create_subscription(typed("subscription.create", {"customer": "cus_1", "items": [{"price": "price_license"}]}),
+                            id="sub_9999", customer="cus_1", prices=PRICES, item_ids=["si_1"], now=253_402_300_000)
     assert err.value.param == "items"

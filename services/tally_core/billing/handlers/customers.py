@@ -10,19 +10,19 @@ from .subscriptions import end_subscription
 
 
 def customer_create(run: Run, now: int) -> dict:
-    params = run.params
-    clock = params.get("test_clock") or None
+    values = run.params.sent()
+    clock = values.get("test_clock")
     if clock is not None and (run.book.clock is None or run.book.clock.id != clock or run.book.clock.deleted):
         raise missing_reference("test_clock", str(clock), "test_clock")
-    cus = create_customer(params, id=run.command["object_id"], account=run.book.account, now=now,
+    cus = create_customer(values, id=run.command.object_id, account=run.book.account, now=now,
                           test_clock_time=run.book.clock.frozen_time if clock else None)
     run.emit("customer.created", cus.to_stripe(), now)
     return cus.to_stripe()
 
 
 def customer_update(run: Run, now: int) -> dict:
-    cus = run.customer(run.command["object_id"])
-    new = update_customer(cus, run.params)
+    cus = run.customer(run.command.object_id)
+    new = update_customer(cus, run.params.sent())
     run.emit("customer.updated", new.to_stripe(), now, changed(cus.to_stripe(), new.to_stripe()))
     return new.to_stripe()
 
@@ -39,4 +39,4 @@ def delete_customer(run: Run, cus: Customer, now: int) -> dict:
 
 
 def customer_delete(run: Run, now: int) -> dict:
-    return delete_customer(run, run.customer(run.command["object_id"]), now)
+    return delete_customer(run, run.customer(run.command.object_id), now)

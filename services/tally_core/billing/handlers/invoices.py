@@ -7,9 +7,9 @@ from dataclasses import replace
 
 from ...errors import InvalidRequest, invalid
 from .. import invoices as inv_
-from .. import params as p
 from ..advance import advance
 from ..book import Book
+from ..commands import load
 from ..collection import after_payment, attempt_collection, finalize, void
 from ..context import Run, UsageReader, command_time
 from ..invoicing import cycle_specs, draft
@@ -18,38 +18,34 @@ from ..subscriptions import RENEWING, SubscriptionStatus as S, roll_over
 
 
 def invoice_finalize(run: Run, now: int) -> dict:
-    inv = run.invoice(run.command["object_id"])
-    params = run.params
-    p.check_keys(params, {"auto_advance", "expand", "id"})
-    if "auto_advance" in params:
-        inv = replace(inv, auto_advance=p.boolean(params["auto_advance"], "auto_advance"))
+    inv = run.invoice(run.command.object_id)
+    if run.params.auto_advance is not None:
+        inv = replace(inv, auto_advance=run.params.auto_advance)
     finalize(run, inv, now, collect=inv.auto_advance)
     return inv_.to_stripe(run.book.invoices[inv.id])
 
 
 def invoice_pay(run: Run, now: int) -> dict:
-    inv = run.invoice(run.command["object_id"])
+    inv = run.invoice(run.command.object_id)
     params = run.params
-    p.check_keys(params, {"payment_method", "paid_out_of_band", "expand", "id", "off_session"})
     if inv.status == "draft":
         finalize(run, inv, now, collect=False)
         inv = run.book.invoices[inv.id]
     if inv.status not in ("open", "uncollectible"):
         raise InvalidRequest("Invoice is already paid." if inv.status == "paid"
                              else f"You can't pay an invoice with status {inv.status}.")
-    if params.get("paid_out_of_band") and p.boolean(params["paid_out_of_band"], "paid_out_of_band"):
+    if params.paid_out_of_band:
         paid = replace(inv, status="paid", paid_at=now, amount_paid=inv.amount_remaining, amount_remaining=0,
                        next_payment_attempt=None, auto_advance=False)
         run.save_invoice("invoice.paid", paid, now)
         after_payment(run, paid, now)
-    elif not attempt_collection(run, inv, now, p.string(params["payment_method"], "payment_method", max_len=255)
-                                if params.get("payment_method") not in (None, "") else None, retry=False):
+    elif not attempt_collection(run, inv, now, params.payment_method or None, retry=False):
         run.error = card_error(run.last_outcome)
     return inv_.to_stripe(run.book.invoices[inv.id])
 
 
 def invoice_void(run: Run, now: int) -> dict:
-    inv = run.invoice(run.command["object_id"])
+    inv = run.invoice(run.command.object_id)
     void(run, inv, now)
     sub = run.subscription_of(inv)
     if sub is not None and sub.status == S.INCOMPLETE and inv.billing_reason == "subscription_create":
@@ -60,7 +56,7 @@ def invoice_void(run: Run, now: int) -> dict:
 
 
 def invoice_mark_uncollectible(run: Run, now: int) -> dict:
-    inv = inv_.mark_uncollectible(run.invoice(run.command["object_id"]), now)
+    inv = inv_.mark_uncollectible(run.invoice(run.command.object_id), now)
     run.save_invoice("invoice.marked_uncollectible", inv, now)
     # "Invoices marked as uncollectable are treated as paid when determining subscription status" (§3.6).
     after_payment(run, inv, now)
@@ -71,8 +67,9 @@ def preview(book: Book, subscription_id: str, now: int, usage: UsageReader) -> d
     """`POST /v1/invoices/create_preview`: the subscription's next invoice with the usage so far (no events).
 
     The same cycle the renewal will build (invoicing.cycle_specs), at the period's end."""
-    run = Run(book, {"id": f"preview/{subscription_id}/{now}", "at": now}, usage)
-    advance(run, command_time(book, {"at": now}))
+    run = Run(book, load({"id": f"preview/{subscription_id}/{now}", "type": "tick", "key": book.key, "at": now}),
+              usage)
+    advance(run, command_time(book, now))
     sub = run.sub(subscription_id, "subscription")
     if sub.status not in RENEWING:
         raise invalid("subscription", f"has no upcoming invoice: it is {sub.status}.")

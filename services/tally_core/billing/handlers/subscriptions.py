@@ -15,8 +15,6 @@ from ..prices import Price
 from ..proration import first_period_factor
 from ..subscriptions import ENDED, Subscription, SubscriptionStatus as S, create_subscription
 
-PRORATION_BEHAVIORS = ("always_invoice", "create_prorations", "none")
-
 
 def _no_proration(param: str, hint: str) -> InvalidRequest:
     # §4.2: Stripe's default is `create_prorations`. Until proration lines exist (issue 9, proration.py) a
@@ -25,10 +23,13 @@ def _no_proration(param: str, hint: str) -> InvalidRequest:
                           param=param, code="parameter_invalid")
 
 
-def _proration_behavior(params: dict) -> str | None:
-    if "proration_behavior" not in params:
-        return None
-    return p.enum(params["proration_behavior"], "proration_behavior", PRORATION_BEHAVIORS)
+def _proration_behavior(run: Run) -> str | None:
+    """The proration choice a decision honours. Commands written before the models (no `version`) were
+    decided when tally read no proration choice and billed every change from the next period: they mean
+    `none` (on an update), whatever they say, so re-deciding an old log gives the events it gave."""
+    if run.before_models:
+        return None if run.command.type == "subscription.create" else "none"
+    return run.params.proration_behavior
 
 
 def end_subscription(run: Run, sub: Subscription, now: int, latest_invoice: str | None = None) -> None:
@@ -43,23 +44,14 @@ def end_subscription(run: Run, sub: Subscription, now: int, latest_invoice: str 
 
 
 def subscription_create(run: Run, now: int) -> dict:
-    params = dict(run.params)
-    cus = run.customer(params.get("customer") or "", "customer")
-    behaviour = p.enum(params.get("payment_behavior", "allow_incomplete"), "payment_behavior",
-                       ("allow_incomplete", "default_incomplete", "error_if_incomplete"))
-    if params.get("collection_method", "charge_automatically") != "charge_automatically":
-        raise invalid("collection_method", "only `charge_automatically` is supported so far.")
-    if params.get("default_payment_method") not in (None, ""):
-        # Charging another method than the customer's default is not built: refuse rather than ignore it.
-        raise invalid("default_payment_method", "set the customer's invoice_settings[default_payment_method] "
-                                                "instead; a subscription's own payment method is not supported yet.")
-    prices = {pid: Price.from_stripe(obj) for pid, obj in run.command["prices"].items()}
-    sub = create_subscription(params, id=run.command["object_id"], customer=cus.id, prices=prices,
-                              item_ids=[run.new_id("si") for _ in range(len(params.get("items") or []) or 1)],
-                              now=now)
-    proration = _proration_behavior(params)
+    params = run.params
+    cus = run.customer(params.customer, "customer")
+    behaviour = params.payment_behavior or "allow_incomplete"
+    prices = {pid: Price.from_stripe(obj) for pid, obj in run.command.prices.items()}
+    sub = create_subscription(params, id=run.command.object_id, customer=cus.id, prices=prices,
+                              item_ids=[run.new_id("si") for _ in range(len(params.items) or 1)], now=now)
     factor = first_period_factor(sub, now)
-    if factor is not None and proration == "none":
+    if factor is not None and _proration_behavior(run) == "none":
         # §4.2: "On create, proration_behavior governs the partial period before a future billing_cycle_anchor";
         # tally always bills that period prorated (A.4), which `none` would not.
         raise _no_proration("proration_behavior", "a future billing_cycle_anchor bills the partial first period "
@@ -78,28 +70,23 @@ def subscription_create(run: Run, now: int) -> dict:
     return run.book.subscriptions[sub.id].to_stripe()
 
 
-def _items(new: Subscription, raw_items, proration: str | None) -> Subscription:
-    raw_items = list(raw_items.values()) if isinstance(raw_items, dict) else raw_items
+def _items(new: Subscription, updates, proration: str | None) -> Subscription:
     items = {it.id: it for it in new.items}
-    for i, raw in enumerate(p.array(raw_items, "items")):
-        raw = p.hash_(raw, f"items[{i}]")
-        p.check_keys(raw, {"id", "quantity", "price", "deleted", "metadata"}, f"items[{i}]")
-        if not raw.get("id"):
-            raise invalid(f"items[{i}][id]", "adding items comes with proration (a later release); "
-                                             "name an existing item by id.")
-        item = items.get(raw["id"])
+    for i, update in enumerate(updates):
+        item = items.get(update.id)
         if item is None:
-            raise missing_reference("subscription_item", raw["id"], f"items[{i}][id]")
-        if raw.get("price") not in (None, "", item.price.id) or raw.get("deleted"):
+            raise missing_reference("subscription_item", update.id, f"items[{i}][id]")
+        if update.price not in (None, item.price.id) or update.deleted:
             raise invalid(f"items[{i}][price]", "changing or removing an item's price comes with proration "
                                                 "(a later release); only quantities can change so far.")
-        if "quantity" in raw:
+        if "quantity" in update.model_fields_set:
             if item.metered:
                 raise invalid(f"items[{i}][quantity]", "metered prices take no quantity; usage decides it.")
-            q = p.quantity(raw["quantity"], f"items[{i}][quantity]")
+            if update.quantity is None:
+                raise p.empty(f"items[{i}][quantity]")  # a licensed quantity cannot be unset
             # With proration_behavior=none the new quantity is billed from the next period on (§4.2: "billed
             # the full amount at the new price when the next invoice is generated").
-            changed = replace(item, next_quantity=None if q == item.quantity else q)
+            changed = replace(item, next_quantity=None if update.quantity == item.quantity else update.quantity)
             if changed != item and proration != "none":
                 # §4.3: changing a quantity triggers prorations under Stripe's default.
                 raise _no_proration("proration_behavior", "pass proration_behavior=none to bill the new "
@@ -109,39 +96,37 @@ def _items(new: Subscription, raw_items, proration: str | None) -> Subscription:
 
 
 def subscription_update(run: Run, now: int) -> dict:
-    sub = run.sub(run.command["object_id"])
+    sub = run.sub(run.command.object_id)
     params = run.params
-    p.check_keys(params, {"items", "cancel_at_period_end", "metadata", "proration_behavior", "expand", "id"})
     if sub.status in ENDED:
         raise InvalidRequest(f"A canceled subscription can only update its metadata; {sub.id} is {sub.status}.",
                              code="subscription_canceled" if sub.status == S.CANCELED else None)
-    proration = _proration_behavior(params)
+    proration = _proration_behavior(run)
     if proration not in (None, "none"):
         raise _no_proration("proration_behavior", "pass proration_behavior=none")
     new = sub
-    if "cancel_at_period_end" in params:
-        flag = p.boolean(params["cancel_at_period_end"], "cancel_at_period_end")
+    if params.cancel_at_period_end is not None:
+        flag = params.cancel_at_period_end
         new = replace(new, cancel_at_period_end=flag, canceled_at=now if flag else None)
-    if "metadata" in params:
-        new = replace(new, metadata=_metadata.merge(new.metadata, params["metadata"]))
-    if params.get("items") not in (None, ""):
-        new = _items(new, params["items"], proration)
+    if "metadata" in params.model_fields_set:
+        new = replace(new, metadata=_metadata.merge(new.metadata, params.metadata))
+    if params.items:
+        new = _items(new, params.items, proration)
     if new != sub:
         run.save_sub("customer.subscription.updated", new, sub, now)
     return run.book.subscriptions[sub.id].to_stripe()
 
 
 def subscription_cancel(run: Run, now: int) -> dict:
-    sub = run.sub(run.command["object_id"])
+    sub = run.sub(run.command.object_id)
     params = run.params
-    p.check_keys(params, {"invoice_now", "prorate", "cancellation_details", "expand", "id"})
     if sub.status in ENDED:
         raise InvalidRequest(f"This subscription is already canceled: {sub.id}.", param="id")
-    if "prorate" in params and p.boolean(params["prorate"], "prorate"):
+    if params.prorate and not run.before_models:
         # §3.5: `prorate=true` credits the unused licensed time; no proration lines exist yet (proration.py).
+        # (Commands written before the models were decided when tally did not read `prorate`.)
         raise _no_proration("prorate", "pass prorate=false or leave it out")
-    invoice_now = p.boolean(params["invoice_now"], "invoice_now") if "invoice_now" in params else False
-    if not (invoice_now and any(it.metered for it in sub.items)):
+    if not (params.invoice_now and any(it.metered for it in sub.items)):
         end_subscription(run, sub, now)  # "If you don't prorate the subscription, all metered usage gets discarded"
         return run.book.subscriptions[sub.id].to_stripe()
     # "a final invoice that invoices for any un-invoiced metered usage" (§1.10).

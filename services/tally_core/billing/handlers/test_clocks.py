@@ -9,22 +9,23 @@ from ..advance import advance
 from ..context import Run
 from ..periods import add_interval
 from ..subscriptions import ENDED
-from ..test_clocks import TestClock, advance_target, create_test_clock
+from ..test_clocks import TestClock, advance_target
 from .customers import delete_customer
 
 
 def clock_create(run: Run, now: int) -> dict:
     if run.book.clock is not None:
         raise InvalidRequest(f"Test clock {run.book.clock.id} already exists.")
-    clock = create_test_clock(run.params, id=run.command["object_id"], now=now)
+    clock = TestClock(id=run.command.object_id, created=now, frozen_time=run.params.frozen_time,
+                      name=run.params.name or None)
     run.emit("test_helpers.test_clock.created", clock.to_stripe(), now)
     return clock.to_stripe()
 
 
 def _live_clock(run: Run) -> TestClock:
     clock = run.book.clock
-    if clock is None or clock.deleted or clock.id != run.command["object_id"]:
-        raise ResourceMissing("test_helpers.test_clock", run.command["object_id"], param="id")
+    if clock is None or clock.deleted or clock.id != run.command.object_id:
+        raise ResourceMissing("test_helpers.test_clock", run.command.object_id, param="id")
     return clock
 
 
@@ -37,7 +38,7 @@ def _max_step(run: Run, now: int) -> int | None:
 
 def clock_advance(run: Run, now: int) -> dict:
     clock = _live_clock(run)
-    target = advance_target(clock, run.params, max_step=_max_step(run, clock.frozen_time))
+    target = advance_target(clock, run.params.frozen_time, max_step=_max_step(run, clock.frozen_time))
     moving = replace(clock, status="advancing", target=target)
     run.emit("test_helpers.test_clock.advancing", moving.to_stripe(), target)
     run.caused = False  # what the advance sets off is time's doing, as in Stripe (events with request null)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tally_core.billing.decide import decide
 from tally_core.billing.subscriptions import ENDED, RENEWING, SubscriptionStatus
 from tally_core.errors import InvalidRequest
 
@@ -97,3 +98,48 @@ def test_statuses_are_one_enum_and_the_wire_keeps_the_strings():
     assert c.book.subscriptions["sub_1"].status is SubscriptionStatus.ACTIVE and sub["status"] == "active"
     assert type(sub["status"]) is str
     assert set(RENEWING) == {"active", "past_due", "unpaid"} and set(ENDED) == {"canceled", "incomplete_expired"}
+
+
+# --- commands written before typed commands (no `version`) decide as they did -------------------------------
+
+def legacy(c, kind, params, **extra):
+    """Decide a command as logs hold it from before typed commands: no `version`, raw form strings."""
+    c.n += 1
+    d = decide(c.book, {"id": f"cmd_{c.n}", "type": kind, "account": "acct_1", "key": c.book.key, "at": 0,
+                        "object_id": "sub_1", "params": params, **extra}, c.usage)
+    c.book, c.events = d.book, c.events + d.events
+    return d
+
+
+def test_an_old_quantity_change_without_proration_behavior_bills_from_the_next_period_as_it_did():
+    # When it was accepted, tally read no proration choice: the change meant `none` (§4.2).
+    old, _ = seed_000()
+    d = legacy(old, "subscription.update", {"items": [{"id": license_item(old), "quantity": "3"}]})
+    assert d.error is None and old.book.subscriptions["sub_1"].items[0].next_quantity == 3
+    # the same events, byte for byte, as the same change written today with proration_behavior=none
+    new, _ = seed_000()
+    new.send("subscription.update", "sub_1", {"proration_behavior": "none",
+                                              "items": [{"id": license_item(new), "quantity": "3"}]})
+    assert old.events == new.events
+
+
+@pytest.mark.parametrize("kind, params", [
+    ("subscription.update", {"proration_behavior": "create_prorations", "cancel_at_period_end": "true"}),
+    ("subscription.update", {"proration_behavior": "bogus", "cancel_at_period_end": "true"}),
+    ("subscription.cancel", {"prorate": "true"}),
+])
+def test_old_proration_choices_were_never_read_and_still_are_not(kind, params):
+    c, _ = seed_000()
+    assert legacy(c, kind, params).error is None
+    assert (c.book.subscriptions["sub_1"].cancel_at_period_end if kind == "subscription.update"
+            else c.book.subscriptions["sub_1"].status == "canceled")
+
+
+def test_an_old_create_with_none_and_a_future_anchor_bills_the_prorated_first_period_as_it_did():
+    c = Clocked(frozen=ts(2026, 1, 15))
+    c.send("customer.create", "cus_1", {"test_clock": "clock_1", "payment_method": "pm_card_visa"})
+    d = legacy(c, "subscription.create", {"customer": "cus_1", "items": [{"price": "price_license"}],
+                                          "billing_cycle_anchor": str(ts(2026, 2, 1)), "proration_behavior": "none"},
+               prices=PRICES)
+    assert d.error is None
+    assert c.book.invoices[c.book.subscriptions["sub_1"].latest_invoice].total == 5484  # 17/31 (A.4)
