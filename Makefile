@@ -17,6 +17,9 @@ run: install  ## start every service in one process on embedded PostgreSQL
 test: install  ## the whole test suite (starts embedded PostgreSQL and the tansu broker itself), on two workers
 	$(BIN)/pytest -q -n 2 --dist worksteal
 
+test-core: install  ## the pure core and the in-memory log's contract: seconds, no PostgreSQL, no broker
+	$(BIN)/pytest -q tests/tally_core tests/tally_infra/test_log_contract.py::TestMemoryLog
+
 bench: install  ## the benchmark (~5 min; `tally bench --quick` for ~2 min); needs the bench extra
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/tally bench
@@ -24,4 +27,4 @@ bench: install  ## the benchmark (~5 min; `tally bench --quick` for ~2 min); nee
 schemas: install
 	$(BIN)/tally schemas --write
 
-.PHONY: install run test bench schemas
+.PHONY: install run test test-core bench schemas

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -134,7 +135,8 @@ def tally_bin() -> str:
 def server(db_url, tmp_path):
     """`tally run` as a subprocess on a fresh database; yields (base URL, secret key)."""
     env = tally_env(tmp_path, database_url=db_url, port=free_port())
-    proc = subprocess.Popen([tally_bin(), "run"], env=env, stdout=subprocess.PIPE, text=True)
+    stderr = open(tmp_path / "tally-run.stderr", "w+")
+    proc = subprocess.Popen([tally_bin(), "run"], env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
     try:
         banner = proc.stdout.readline() + proc.stdout.readline()
         key = banner.split("test secret key: ")[1].split()[0]
@@ -149,4 +151,16 @@ def server(db_url, tmp_path):
         yield base, key
     finally:
         proc.terminate()
-        proc.wait(30)  # uvicorn's graceful shutdown is bounded at 5 s, then the runtime and PostgreSQL close
+        try:
+            proc.wait(30)  # uvicorn's graceful shutdown is bounded at 5 s, then the runtime and PostgreSQL close
+        except subprocess.TimeoutExpired:
+            # A stop that hangs is a bug: say where it hangs (py-spy, where installed) and what it logged.
+            spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+            where = subprocess.run([spy, "dump", "--pid", str(proc.pid)], capture_output=True, text=True).stdout \
+                if spy else "(install py-spy to see the stacks)"
+            proc.kill()
+            stderr.seek(0)
+            raise AssertionError(f"`tally run` did not stop within 30 s of SIGTERM\n{where}\n"
+                                 f"stderr:\n{stderr.read()[-4000:]}") from None
+        finally:
+            stderr.close()

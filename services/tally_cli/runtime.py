@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from tally_infra.logs.kafka_log import KafkaLog, create_topics
 from tally_infra.logs.ports import BILLING_COMMANDS, METER_EVENTS, TOPICS, EventLog
 from tally_infra.logs.postgres_log import PostgresLog
 from tally_infra.settings import Settings
+from tally_ingest import sessions
 from tally_ingest.ingestor import Ingestor
 
 from .database import open_pool
@@ -47,13 +47,6 @@ async def open_log(settings: Settings, pool: asyncpg.Pool):
         return await KafkaLog(settings.kafka_bootstrap, settings.partitions,
                               append_timeout=settings.log_append_timeout).start()
     return PostgresLog(pool, settings.partitions)
-
-
-async def session_secret(pool: asyncpg.Pool) -> bytes:
-    await pool.execute("create table if not exists server_secrets (name text primary key, value bytea not null)")
-    await pool.execute("insert into server_secrets values ('meter_event_session', $1) on conflict do nothing",
-                       secrets.token_bytes(32))
-    return bytes(await pool.fetchval("select value from server_secrets where name = 'meter_event_session'"))
 
 
 @dataclass
@@ -114,11 +107,10 @@ async def _http_services(rt: Runtime, *, api: bool, ingest: bool) -> Services:
         services.clock_times = ClockTimes()
         await services.clock_times.load(pool)
         rt.tasks.append(asyncio.create_task(_every(1.0, lambda: services.clock_times.load(pool))))
-    if ingest:
         services.ingestor = Ingestor(rt.log, rt.catalog, pool, cache_size=settings.ingest_cache_size, clock=clock,
                                      clock_times=services.clock_times)
         await services.ingestor.warm()
-        services.session_secret = await session_secret(pool)
+        services.session_secret = await sessions.load_secret(pool)
     if api:
         services.billing = BillingGateway(pool, rt.log, grace=settings.invoice_grace_seconds, clock=clock,
                                           timeout=settings.billing_wait_seconds,

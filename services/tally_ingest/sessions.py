@@ -5,11 +5,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
+
+import asyncpg
 
 from tally_core.errors import AuthenticationFailed, SessionExpired
 
 SESSION_SECONDS = 15 * 60
 PREFIX = "mes_"
+
+
+async def load_secret(pool: asyncpg.Pool) -> bytes:
+    """The signing secret every ingest process shares (made once, kept in `server_secrets`, ingest's table)."""
+    await pool.execute("create table if not exists server_secrets (name text primary key, value bytea not null)")
+    await pool.execute("insert into server_secrets values ('meter_event_session', $1) on conflict do nothing",
+                       secrets.token_bytes(32))
+    return bytes(await pool.fetchval("select value from server_secrets where name = 'meter_event_session'"))
 
 
 def issue(secret: bytes, account: str, now: int) -> tuple[str, int]:

@@ -19,6 +19,8 @@ not sent; a param set to `None` was sent empty (`x=`, Stripe's "unset"), and goe
 
 from __future__ import annotations
 
+import functools
+
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -374,10 +376,9 @@ def _loose(model: type[Params], name: str, raw):
     either gives the same (p.boolean("true") is p.boolean(True), p.integer("5") is p.integer(5))."""
     if raw == "":
         return None
-    field = model.model_fields.get(name)
-    if field is None:
+    if name not in model.model_fields:
         return raw
-    kind = _kind(field.annotation)
+    kind = _field_kind(model, name)
     if kind is bool and raw in ("true", "false"):
         return raw == "true"
     if kind is int and isinstance(raw, str) and ASCII_INTEGER.fullmatch(raw) and len(raw.lstrip("-")) <= 19:
@@ -388,6 +389,12 @@ def _loose(model: type[Params], name: str, raw):
         return tuple(_construct(kind[0], it) if isinstance(it, dict) else it
                      for it in (raw.values() if isinstance(raw, dict) else raw))
     return raw
+
+
+@functools.cache
+def _field_kind(model: type[Params], name: str):
+    """`_kind` of a field, once per field: loading runs for every command the worker decides."""
+    return _kind(model.model_fields[name].annotation)
 
 
 def _kind(annotation):

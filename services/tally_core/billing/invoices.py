@@ -70,7 +70,7 @@ class InvoiceLine:
 
     @property
     def net(self) -> int:
-        return self.amount - sum(d.amount for d in self.discount_amounts)
+        return self.amount - sum(d.amount for d in self.discount_amounts) if self.discount_amounts else self.amount
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,13 +229,14 @@ def set_lines(invoice: Invoice, lines: Iterable[InvoiceLine], *, customer_balanc
         raise _refuse(f"You can only edit draft invoices; this invoice is {invoice.status}.", "invoice_not_editable")
     lines, invoice_discounts, taxes = tuple(lines), tuple(invoice_discounts), tuple(taxes)
     subtotal, total = totals(lines, invoice_discounts=[d.amount for d in invoice_discounts],
-                             tax=sum(t.amount for t in taxes if not t.inclusive))
+                             tax=sum(t.amount for t in taxes if not t.inclusive) if taxes else 0)
+    discounted = [d for line in lines if line.discount_amounts for d in line.discount_amounts]
     due = _amounts(total, customer_balance, invoice.currency)[0]
     # §6.3: before finalization starting_balance "will be the current customer balance"; ending_balance is null.
     return replace(invoice, lines=lines, subtotal=subtotal, total=total, amount_due=due, amount_remaining=due,
                    starting_balance=customer_balance, ending_balance=None, total_taxes=taxes,
-                   total_discount_amounts=_per_discount([d for line in lines for d in line.discount_amounts]
-                                                        + list(invoice_discounts)))
+                   total_discount_amounts=_per_discount(discounted + list(invoice_discounts))
+                   if discounted or invoice_discounts else ())
 
 
 def finalize(invoice: Invoice, *, customer_balance: int, now: int, number: str | None = None) -> tuple[Invoice, int]:
@@ -296,8 +297,9 @@ def _line_to_stripe(line: InvoiceLine, invoice: Invoice) -> dict:
     return {
         "id": line.id, "object": "line_item", "amount": line.amount, "subtotal": line.amount,
         "currency": invoice.currency, "description": line.description, "discountable": line.discountable,
-        "discounts": list(dict.fromkeys(d.discount for d in line.discount_amounts)),
-        "discount_amounts": [_discount_to_stripe(d) for d in line.discount_amounts], "invoice": invoice.id,
+        "discounts": _discount_ids(line.discount_amounts) if line.discount_amounts else [],
+        "discount_amounts": _discounts_to_stripe(line.discount_amounts) if line.discount_amounts else [],
+        "invoice": invoice.id,
         "livemode": False, "metadata": {},
         "period": {"start": line.period_start, "end": line.period_end},
         "quantity": line.quantity, "quantity_decimal": _text(line.quantity_decimal),
@@ -307,13 +309,32 @@ def _line_to_stripe(line: InvoiceLine, invoice: Invoice) -> dict:
             "subscription": invoice.subscription, "subscription_item": line.subscription_item,
             "invoice_item": line.invoice_item, "proration": line.proration, "proration_details": {
                 "credited_items": None}}},
-        "pretax_credit_amounts": [], "taxes": [_tax_to_stripe(t) for t in line.taxes],
+        "pretax_credit_amounts": [], "taxes": _taxes_to_stripe(line.taxes) if line.taxes else [],
         "subscription": invoice.subscription,
     }
 
 
-def _discount_to_stripe(d: DiscountAmount) -> dict:
-    return {"amount": d.amount, "discount": d.discount}
+# The wire forms below are on every event's path (each invoice is rendered and folded many times): the empty
+# case, every invoice until coupons and tax rates exist, costs one truth test.
+
+def _discount_ids(amounts: tuple[DiscountAmount, ...]) -> list[str]:
+    return list(dict.fromkeys(d.discount for d in amounts)) if amounts else []
+
+
+def _discounts_to_stripe(amounts: tuple[DiscountAmount, ...]) -> list[dict]:
+    return [{"amount": d.amount, "discount": d.discount} for d in amounts] if amounts else []
+
+
+def _taxes_to_stripe(taxes: tuple[TaxAmount, ...]) -> list[dict]:
+    return [_tax_to_stripe(t) for t in taxes] if taxes else []
+
+
+def _discounts_from_stripe(objs) -> tuple[DiscountAmount, ...]:
+    return tuple(DiscountAmount(amount=o["amount"], discount=o["discount"]) for o in objs) if objs else ()
+
+
+def _taxes_from_stripe(objs) -> tuple[TaxAmount, ...]:
+    return tuple(_tax_from_stripe(o) for o in objs) if objs else ()
 
 
 def _tax_to_stripe(t: TaxAmount) -> dict:
@@ -321,10 +342,6 @@ def _tax_to_stripe(t: TaxAmount) -> dict:
     return {"amount": t.amount, "tax_behavior": "inclusive" if t.inclusive else "exclusive",
             "tax_rate_details": {"tax_rate": t.tax_rate}, "taxability_reason": t.taxability_reason,
             "taxable_amount": t.taxable_amount, "type": "tax_rate_details"}
-
-
-def _discount_from_stripe(obj: dict) -> DiscountAmount:
-    return DiscountAmount(amount=obj["amount"], discount=obj["discount"])
 
 
 def _tax_from_stripe(obj: dict) -> TaxAmount:
@@ -343,10 +360,13 @@ def to_stripe(invoice: Invoice) -> dict:
         "status": invoice.status, "billing_reason": invoice.billing_reason,
         "collection_method": invoice.collection_method, "created": invoice.created,
         "period_start": invoice.period_start, "period_end": invoice.period_end,
-        "subtotal": invoice.subtotal, "subtotal_excluding_tax": invoice.subtotal_excluding_tax,
-        "total": invoice.total, "total_excluding_tax": invoice.total_excluding_tax,
-        "total_discount_amounts": [_discount_to_stripe(d) for d in invoice.total_discount_amounts],
-        "total_taxes": [_tax_to_stripe(t) for t in invoice.total_taxes],
+        "subtotal": invoice.subtotal,
+        "subtotal_excluding_tax": invoice.subtotal_excluding_tax if invoice.total_taxes else invoice.subtotal,
+        "total": invoice.total,
+        "total_excluding_tax": invoice.total_excluding_tax if invoice.total_taxes else invoice.total,
+        "total_discount_amounts": _discounts_to_stripe(invoice.total_discount_amounts)
+        if invoice.total_discount_amounts else [],
+        "total_taxes": _taxes_to_stripe(invoice.total_taxes) if invoice.total_taxes else [],
         "total_pretax_credit_amounts": [], "discounts": [],
         "amount_due": invoice.amount_due, "amount_paid": invoice.amount_paid,
         "amount_remaining": invoice.amount_remaining, "amount_overpaid": 0, "amount_shipping": 0,
@@ -377,8 +397,8 @@ def _line_from_stripe(obj: dict) -> InvoiceLine:
         period_start=obj["period"]["start"], period_end=obj["period"]["end"],
         proration=bool(details.get("proration")), product=pricing["price_details"]["product"],
         unit_amount_decimal=_dec(pricing["unit_amount_decimal"]), invoice_item=details.get("invoice_item"),
-        discount_amounts=tuple(_discount_from_stripe(d) for d in obj.get("discount_amounts") or ()),
-        taxes=tuple(_tax_from_stripe(t) for t in obj.get("taxes") or ()),
+        discount_amounts=_discounts_from_stripe(d) if (d := obj.get("discount_amounts")) else (),
+        taxes=_taxes_from_stripe(t) if (t := obj.get("taxes")) else (),
     )
 
 
@@ -398,8 +418,8 @@ def from_stripe(obj: dict) -> Invoice:
         finalized_at=t["finalized_at"], paid_at=t["paid_at"], voided_at=t["voided_at"],
         marked_uncollectible_at=t["marked_uncollectible_at"], next_payment_attempt=obj["next_payment_attempt"],
         due_date=obj["due_date"], number=obj["number"], automatically_finalizes_at=obj.get("automatically_finalizes_at"),
-        total_discount_amounts=tuple(_discount_from_stripe(d) for d in obj.get("total_discount_amounts") or ()),
-        total_taxes=tuple(_tax_from_stripe(t) for t in obj.get("total_taxes") or ()),
+        total_discount_amounts=_discounts_from_stripe(d) if (d := obj.get("total_discount_amounts")) else (),
+        total_taxes=_taxes_from_stripe(tx) if (tx := obj.get("total_taxes")) else (),
     )
     if inv.finalized_at is None:
         return inv
