@@ -329,6 +329,20 @@ class TestPostgresLog(LogContract, EmbeddedLoopContract):
         await log.close()
         await pool.close()
 
+    async def test_waiters_at_once_share_one_listener_and_close_gives_every_connection_back(self, db_url):
+        # The aggregator loop and the billing worker wait on one log at once (`tally run`). Two listeners would
+        # leak one pool connection, and `pool.close()` would then wait for it forever: a process that never stops.
+        pool = await create_pool(db_url, min_size=1, max_size=4)
+        log = PostgresLog(pool, PARTITIONS)
+        try:
+            await asyncio.gather(*(log.wait_for_appends(0.2) for _ in range(3)))
+            listening = await pool.fetchval(
+                "select count(*) from pg_stat_activity where datname = current_database() and query like 'LISTEN%'")
+            assert listening == 1
+        finally:
+            await log.close()
+            await asyncio.wait_for(pool.close(), 5)
+
 
 @pytest.mark.kafka
 class TestKafkaLog(LogContract):

@@ -28,6 +28,7 @@ class PostgresLog:
         self._ensured: set[str] = set()
         self._listen_conn = None
         self._listen_lost = False
+        self._listen_lock = asyncio.Lock()  # one listener for every waiter (wait_for_appends)
         self._appended = asyncio.Event()
 
     async def _ensure_heads(self, topic: str) -> None:
@@ -153,17 +154,21 @@ class PostgresLog:
         The held connection dies with the server; it is then given back and LISTEN starts again on a fresh one
         (raising while the server is still down, like any other read). Nothing is missed meanwhile: callers
         read before they wait."""
-        if self._listen_conn is not None and self._listener_dead():
-            await self._drop_listener()
-        if self._listen_conn is None:
-            conn = await self.pool.acquire()
-            try:
-                await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-                conn.add_termination_listener(self._on_listener_lost)
-            except BaseException:
-                await self.pool.release(conn)
-                raise
-            self._listen_conn = conn
+        # The aggregator loop and the billing worker's poll wait on one log at once: without the lock both would
+        # open a listener, and the one overwritten would hold its pool connection forever (and `pool.close()`
+        # wait for it: a process that never stops).
+        async with self._listen_lock:
+            if self._listen_conn is not None and self._listener_dead():
+                await self._drop_listener()
+            if self._listen_conn is None:
+                conn = await self.pool.acquire()
+                try:
+                    await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                    conn.add_termination_listener(self._on_listener_lost)
+                except BaseException:
+                    await self.pool.release(conn)
+                    raise
+                self._listen_conn = conn
         try:
             await asyncio.wait_for(self._appended.wait(), timeout)
         except asyncio.TimeoutError:
@@ -208,4 +213,5 @@ class PostgresLog:
             _, _, fut = self._pending.popleft()
             if not fut.done():
                 fut.set_exception(ConnectionAbortedError("the log was closed before this append was written"))
-        await self._drop_listener()
+        async with self._listen_lock:
+            await self._drop_listener()
