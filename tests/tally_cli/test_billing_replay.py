@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import httpx
 import orjson
+import pytest
 
 from tally_api.app import create_app
 from tally_cli.replay import redecide_billing, replay_billing
@@ -26,6 +27,8 @@ from tally_infra.logs.ports import METER_EVENTS
 from tally_infra.settings import Settings
 from tally_aggregator.store import UsageProjector
 from tests.factories import create_meter
+
+pytestmark = pytest.mark.slow  # started first under xdist (tests/conftest.py): the longest runs
 
 CLOCKS, PER_CLOCK, MONTHS = 30, 10, 13
 
