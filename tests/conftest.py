@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -14,10 +15,16 @@ import httpx
 import pytest
 
 from tally_edge.accounts import create_account
-from tally_infra.embedded import start_embedded
+from tally_infra.embedded import start_embedded, stop_embedded
+
 # The local-infrastructure helpers, shared with `tally bench`; tests import them from here too.
 from tally_infra.local import (  # noqa: F401
-    create_database, drop_database, free_port, tansu_binary, tansu_broker, with_database,
+    create_database,
+    drop_database,
+    free_port,
+    tansu_binary,
+    tansu_broker,
+    with_database,
 )
 from tally_infra.settings import Settings
 
@@ -29,12 +36,20 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def pg_url(tmp_path_factory) -> str:
-    """A PostgreSQL server: TALLY_TEST_DATABASE_URL if set, else an embedded one started for this run."""
+def pg_url() -> str:
+    """A PostgreSQL server: TALLY_TEST_DATABASE_URL if set, else an embedded one started for this run (one per
+    xdist worker). Its data lives outside pytest's temporary root: as root the wheel runs the server as another
+    user, and another pytest session resets that root to mode 0700 (and prunes old runs), cutting it off."""
     url = os.environ.get("TALLY_TEST_DATABASE_URL")
     if url:
-        return url
-    return start_embedded(tmp_path_factory.mktemp("pg"), stop_at_exit=True)
+        yield url
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="tally-test-pg-"))
+    try:
+        yield start_embedded(data_dir, stop_at_exit=True)
+        stop_embedded(data_dir)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from tally_catalog import records as catalog
+from tally_cli.schemas import stale
 from tally_core.billing.commands import COMMAND, load, parse, to_record
 from tally_core.billing.prices import create_price
 from tally_core.billing.products import create_product
 from tally_core.contracts import events as contracts
-from tally_cli.schemas import stale
 from tally_core.contracts.schemas import generate, render
 from tally_core.meter_events import validate_cancel, validate_event
 from tally_core.meters import create_meter

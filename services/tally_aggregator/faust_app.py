@@ -54,6 +54,7 @@ from tally_infra.faults import Backoff
 from tally_infra.logs.kafka_log import create_topics
 from tally_infra.logs.ports import METER_EVENTS, METER_EVENTS_DEAD, TOPICS, LogRecord
 from tally_infra.settings import Settings
+
 from .store import SCHEMA as USAGE_SCHEMA, UsageProjector
 
 log = logging.getLogger(__name__)

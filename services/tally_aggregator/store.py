@@ -18,11 +18,11 @@ import orjson
 
 from tally_core.aggregation import deltas, dims_key, minute_of
 from tally_core.meter_events import CANCELED, DEDUP_WINDOW_MS, RECORDED
-
-from . import usage
 from tally_infra.dead_letters import ReplayOutcome, dead_letter_key, quarantine, replay
 from tally_infra.faults import is_retriable
 from tally_infra.logs.ports import METER_EVENTS, LogRecord
+
+from . import usage
 
 log = logging.getLogger("tally.aggregator")
 

@@ -15,17 +15,15 @@ from dataclasses import replace
 
 from starlette.routing import Route
 
-from tally_core.billing import params as p
-from tally_core.billing import products as bp
+from tally_catalog.catalog import Catalog
+from tally_catalog.records import price_record, product_record
+from tally_core.billing import params as p, products as bp
 from tally_core.billing.prices import INTERVALS, Price, create_price as core_create_price
 from tally_core.billing.products import Product
 from tally_core.errors import InvalidRequest, ResourceMissing, invalid, missing_reference, unknown
 from tally_core.ids import new_id
-from tally_edge.http import list_object
-from tally_catalog.catalog import Catalog
-from tally_catalog.records import price_record, product_record
-
 from tally_edge.context import Ctx, endpoint
+from tally_edge.http import list_object
 
 _PAGING = {"limit", "starting_after", "ending_before", "expand"}
 

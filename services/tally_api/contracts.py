@@ -13,18 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tally_core import meters as core_meters
-from tally_core import meter_events as core_events
-from tally_core.billing import customers as core_customers
-from tally_core.billing import params as p
-from tally_core.billing import prices as core_prices
-from tally_core.billing import products as core_products
-from tally_core.billing import subscriptions as core_subscriptions
+from tally_core import meter_events as core_events, meters as core_meters
+from tally_core.billing import (
+    customers as core_customers,
+    params as p,
+    prices as core_prices,
+    products as core_products,
+    subscriptions as core_subscriptions,
+)
 from tally_core.errors import invalid, unknown
 from tally_core.strings import INT64_MAX, INT64_MIN, MAX_ID, MAX_STRING, MAX_TIMESTAMP, MIN_TIMESTAMP
 
 from .responses import B, I, O, S, deleted, list_of, own, stripe_object
-
 
 # --- schema vocabulary ------------------------------------------------------------------------------------
 

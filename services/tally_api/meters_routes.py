@@ -7,15 +7,14 @@ from decimal import Decimal
 import orjson
 from starlette.routing import Route
 
+from tally_aggregator.usage import usage_buckets
 from tally_core import meters as m
 from tally_core.aggregation import Usage
 from tally_core.errors import InvalidRequest, ResourceMissing, invalid
 from tally_core.ids import new_id
 from tally_core.summaries import NO_GROUP, not_in_list, parse_query, summary_id
-from tally_edge.http import list_object
-from tally_aggregator.usage import usage_buckets
-
 from tally_edge.context import Ctx, endpoint
+from tally_edge.http import list_object
 
 
 def _meter(ctx: Ctx) -> m.Meter:

@@ -13,10 +13,9 @@ from collections.abc import Iterable
 import asyncpg
 import orjson
 
-from tally_core.codec import encode
 from tally_core.billing.book import USAGE_OBSERVED, Book, from_objects
 from tally_core.billing.ledger import COMMAND_FAILED
-
+from tally_core.codec import encode
 from tally_infra.dead_letters import quarantine
 from tally_infra.faults import is_retriable
 from tally_infra.logs.ports import BILLING_EVENTS, LogRecord

@@ -29,12 +29,12 @@ from decimal import Decimal
 import asyncpg
 import orjson
 
+from tally_aggregator import usage as usage_port
+from tally_catalog.catalog import Catalog
 from tally_core.billing.book import USAGE_OBSERVED, Book, apply
 from tally_core.billing.decide import DEFAULT_GRACE, usage_needs
 from tally_core.billing.ledger import COMMAND_FAILED, BadCommand, Ledger, decode_command
 from tally_core.codec import _default, encode
-from tally_aggregator import usage as usage_port
-from tally_catalog.catalog import Catalog
 from tally_infra.dead_letters import quarantine
 from tally_infra.faults import Backoff
 from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS, EventLog, LogRecord

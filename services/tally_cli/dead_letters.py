@@ -12,8 +12,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
 async def _pool(settings: Settings):
-    from .database import open_pool as create_pool
     from tally_infra.embedded import resolve_database_url
+
+    from .database import open_pool as create_pool
 
     return await create_pool(resolve_database_url(settings.database_url, settings.data_dir))
 

@@ -21,8 +21,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 def _run(job) -> None:
     async def main():
-        from .database import open_pool as create_pool
         from tally_infra.embedded import resolve_database_url
+
+        from .database import open_pool as create_pool
 
         settings = Settings()
         pool = await create_pool(resolve_database_url(settings.database_url, settings.data_dir), min_size=1,

@@ -24,7 +24,6 @@ import asyncpg
 from aiokafka import errors as kafka_errors
 
 from tally_core.errors import ServiceUnavailable
-
 from tally_infra.faults import is_lost
 
 log = logging.getLogger("tally.health")

@@ -9,7 +9,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tally_core.errors import (
-    ApiError, BodyTooLarge, InvalidRequest, UnsupportedMediaType, invalid,
+    ApiError,
+    BodyTooLarge,
+    InvalidRequest,
+    UnsupportedMediaType,
+    invalid,
 )
 from tally_core.forms import parse_form
 from tally_core.strings import ASCII_INTEGER, check_params

@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from tally_core.codec import encode
-from tally_core.errors import ApiError, InvalidRequest
-from tally_core.meter_events import DEDUP_WINDOW_MS, partition_key, validate_cancel, validate_event
-
 from tally_aggregator import usage
 from tally_billing.clock_times import ClockTimes
 from tally_catalog.catalog import Catalog
+from tally_core.codec import encode
+from tally_core.errors import ApiError, InvalidRequest
+from tally_core.meter_events import DEDUP_WINDOW_MS, partition_key, validate_cancel, validate_event
 from tally_infra.logs.ports import METER_EVENTS, EventLog
 
 

@@ -27,12 +27,12 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from tally_aggregator.store import truncate_usage
+from tally_cli.database import open_pool as create_pool
 from tally_core.codec import encode
 from tally_core.meter_events import CANCELED, RECORDED, partition_key
-from tally_cli.database import open_pool as create_pool
 from tally_infra.logs.kafka_log import KafkaLog, create_topics
 from tally_infra.logs.ports import METER_EVENTS
-from tally_aggregator.store import truncate_usage
 from tests.conftest import free_port, tally_bin, tally_env
 from tests.reference import only_last_meaningful, projected_usage, reference_usage
 

@@ -17,20 +17,26 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from tally_aggregator import store as usage_store
 from tally_aggregator.postgres_loop import drain, run_postgres_aggregator
+from tally_aggregator.store import UsageProjector
+from tally_cli.database import open_pool as create_pool
 from tally_core.codec import encode
 from tally_core.meter_events import CANCELED, RECORDED, partition_key
-from tally_aggregator import store as usage_store
-from tally_cli.database import open_pool as create_pool
 from tally_infra.dead_letters import count_dead_letters, list_dead_letters
 from tally_infra.logs.kafka_log import KafkaLog, create_topics
 from tally_infra.logs.ports import METER_EVENTS, METER_EVENTS_DEAD
 from tally_infra.logs.postgres_log import PostgresLog
-from tally_aggregator.store import UsageProjector
 from tests.conftest import tally_bin, tally_env
 from tests.reference import only_last_meaningful, projected_usage, reference_usage
 from tests.tally_aggregator.test_kafka_aggregator import (  # noqa: F401 - procs is a fixture
-    ASSIGNED, procs, read_log, start_aggregator, wait_consumed, wait_until)
+    ASSIGNED,
+    procs,
+    read_log,
+    start_aggregator,
+    wait_consumed,
+    wait_until,
+)
 from tests.workload import workload
 
 GROUP = "tally-aggregator"

@@ -8,11 +8,11 @@ import pytest
 
 from tally_api import catalog_routes
 from tally_api.app import create_app
+from tally_catalog.catalog import Catalog
+from tally_catalog.records import PRICE_EVENTS, PRODUCT_EVENTS, project
 from tally_core.codec import decode
 from tally_edge.accounts import create_account
 from tally_infra.logs.ports import CATALOG
-from tally_catalog.catalog import Catalog
-from tally_catalog.records import PRICE_EVENTS, PRODUCT_EVENTS, project
 from tests.factories import create_meter
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}

@@ -20,7 +20,21 @@ import pytest
 from tally_api.contracts import CONTRACTS
 from tests.factories import send_event
 from tests.tally_api.parameter_walk import (
-    EXPAND, HOUR, NOW, PAGE, REFUSED, E, Walk, World, day_of, every, form, only, reflects, unique, walk_route,
+    EXPAND,
+    HOUR,
+    NOW,
+    PAGE,
+    REFUSED,
+    E,
+    Walk,
+    World,
+    day_of,
+    every,
+    form,
+    only,
+    reflects,
+    unique,
+    walk_route,
 )
 
 

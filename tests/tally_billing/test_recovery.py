@@ -27,10 +27,10 @@ from tally_api.app import create_app
 from tally_billing.store import PROJECTION_TABLES
 from tally_billing.worker import GROUP, BillingWorker
 from tally_catalog.catalog import Catalog
-from tally_core.billing.book import USAGE_OBSERVED
-from tally_core.billing.ledger import COMMAND_FAILED
 from tally_cli.database import open_pool
 from tally_cli.runtime import build, start_billing_worker
+from tally_core.billing.book import USAGE_OBSERVED
+from tally_core.billing.ledger import COMMAND_FAILED
 from tally_edge.accounts import create_account
 from tally_infra.logs.memory_log import MemoryLog
 from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS, EventLog

@@ -18,14 +18,14 @@ import httpx
 import orjson
 import pytest
 
+from tally_aggregator.store import UsageProjector
 from tally_api.app import create_app
+from tally_billing.store import PROJECTION_TABLES
 from tally_cli.replay import redecide_billing, replay_billing
 from tally_cli.runtime import build, start_billing_worker, start_postgres_aggregator
 from tally_edge.accounts import create_account
-from tally_billing.store import PROJECTION_TABLES
 from tally_infra.logs.ports import METER_EVENTS
 from tally_infra.settings import Settings
-from tally_aggregator.store import UsageProjector
 from tests.factories import create_meter
 
 pytestmark = pytest.mark.slow  # started first under xdist (tests/conftest.py): the longest runs

@@ -9,12 +9,12 @@ import httpx
 import orjson
 import pytest
 
+from tally_aggregator.store import UsageProjector
+from tally_cli.database import open_pool as create_pool
 from tally_core.codec import decode, encode
 from tally_core.meter_events import partition_key
-from tally_cli.database import open_pool as create_pool
 from tally_infra.logs.ports import METER_EVENTS
 from tally_infra.logs.postgres_log import PostgresLog
-from tally_aggregator.store import UsageProjector
 from tests.conftest import free_port, tally_bin, tally_env
 from tests.reference import only_last_meaningful, projected_usage, reference_usage
 from tests.workload import workload

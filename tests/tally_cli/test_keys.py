@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tally_cli.__main__ import app
-from tally_edge.accounts import create_account, handle
 from tally_cli.database import open_pool as create_pool
+from tally_edge.accounts import create_account, handle
 
 
 @pytest.fixture

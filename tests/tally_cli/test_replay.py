@@ -6,14 +6,14 @@ import asyncio
 import pytest
 
 from tally_aggregator.postgres_loop import run_postgres_aggregator
+from tally_aggregator.store import UsageProjector
+from tally_cli.database import open_pool as create_pool
 from tally_cli.replay import replay_usage
 from tally_core.codec import decode, encode
 from tally_core.meter_events import partition_key
-from tally_cli.database import open_pool as create_pool
 from tally_infra.logs.kafka_log import KafkaLog, create_topics
 from tally_infra.logs.ports import METER_EVENTS
 from tally_infra.logs.postgres_log import PostgresLog
-from tally_aggregator.store import UsageProjector
 from tests.reference import only_last_meaningful, projected_usage, reference_usage
 from tests.workload import workload
 

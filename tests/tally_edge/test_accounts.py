@@ -11,11 +11,19 @@ import time
 
 import pytest
 
+from tally_cli.database import open_pool as create_pool
 from tally_core.errors import ServiceUnavailable
 from tally_edge.accounts import (
-    LISTENER, KeyRing, create_account, create_key, delete_key, find_key, handle, list_keys, roll_key,
+    LISTENER,
+    KeyRing,
+    create_account,
+    create_key,
+    delete_key,
+    find_key,
+    handle,
+    list_keys,
+    roll_key,
 )
-from tally_cli.database import open_pool as create_pool
 from tests.tally_cli.outage import OwnPostgres
 
 

@@ -10,8 +10,8 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from tally_api.billing_gateway import BillingGateway
-from tally_core.errors import InvalidRequest, ServiceUnavailable
 from tally_cli.database import open_pool as create_pool
+from tally_core.errors import InvalidRequest, ServiceUnavailable
 from tally_edge.health import Readiness, Stall, unavailable
 
 

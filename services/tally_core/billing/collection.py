@@ -13,8 +13,8 @@ from ..errors import ResourceMissing
 from . import invoices as inv_
 from .context import Run
 from .customers import Customer
-from .invoicing import refresh_usage
 from .invoices import Invoice
+from .invoicing import refresh_usage
 from .payments import NO_PAYMENT_METHOD, PaymentOutcome, charge
 from .subscriptions import REACTIVATES, SubscriptionStatus as S
 

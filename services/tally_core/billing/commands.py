@@ -20,7 +20,6 @@ not sent; a param set to `None` was sent empty (`x=`, Stripe's "unset"), and goe
 from __future__ import annotations
 
 import functools
-
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 

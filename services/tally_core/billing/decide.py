@@ -19,11 +19,11 @@ from ..errors import ApiError
 from . import commands as c
 from .advance import advance
 from .book import USAGE_OBSERVED, Book
-from .edge import InvalidCommand, validate
 from .context import DEFAULT_GRACE, MAX_GRACE, Decision, Run, UsageReader, command_time  # noqa: F401
+from .edge import InvalidCommand, validate
 from .handlers.customers import customer_create, customer_delete, customer_update
-from .handlers.invoices import invoice_finalize, invoice_mark_uncollectible, invoice_pay, invoice_void
 from .handlers.invoices import preview  # noqa: F401  (the API's import)
+from .handlers.invoices import invoice_finalize, invoice_mark_uncollectible, invoice_pay, invoice_void
 from .handlers.subscriptions import subscription_cancel, subscription_create, subscription_update
 from .handlers.test_clocks import clock_advance, clock_create, clock_delete
 from .schedule import usage_needs  # noqa: F401  (the worker's import)

@@ -18,8 +18,7 @@ from typing import Callable, Iterator, Mapping
 
 from ..errors import InvalidRequest, invalid, missing
 from ..metadata import check as check_metadata
-from . import params as p
-from . import subscriptions as subs
+from . import params as p, subscriptions as subs
 from .customers import check_customer
 from .subscriptions import PAYMENT_BEHAVIORS, PRORATION_BEHAVIORS
 from .test_clocks import create_test_clock

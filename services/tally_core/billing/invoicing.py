@@ -22,8 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable, Iterable
 
-from . import discounts, tax
-from . import invoices as inv_
+from . import discounts, invoices as inv_, tax
 from .context import Run
 from .invoices import BillingReason, DiscountAmount, Invoice, InvoiceLine, LineSpec, TaxAmount
 from .proration import prorated_amount

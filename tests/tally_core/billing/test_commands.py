@@ -4,13 +4,18 @@ raw request did, for new commands and for the raw-string commands already in log
 
 import orjson
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from pydantic import ValidationError
 
 from tally_core.billing import commands
-from tally_core.billing.commands import (CustomerCreateParams, SubscriptionCreateParams, load, parse, to_params,
-                                         to_record)
+from tally_core.billing.commands import (
+    CustomerCreateParams,
+    SubscriptionCreateParams,
+    load,
+    parse,
+    to_params,
+    to_record,
+)
 from tally_core.billing.decide import decide
 from tally_core.billing.edge import InvalidCommand, check_command
 from tally_core.errors import InvalidRequest

@@ -6,9 +6,9 @@ from decimal import Decimal
 import pytest
 
 from tally_core.billing.book import USAGE_OBSERVED, Book, apply, from_objects, to_json
-from tally_core.billing.schedule import due_at
 from tally_core.billing.decide import decide, preview
 from tally_core.billing.prices import create_price
+from tally_core.billing.schedule import due_at
 
 
 def ts(y, m, d, h=0):

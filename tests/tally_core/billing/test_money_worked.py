@@ -14,11 +14,11 @@ from decimal import Decimal
 
 import pytest
 
+from tally_core.billing.commands import parse
 from tally_core.billing.invoices import LineSpec, build_lines, draft, finalize
 from tally_core.billing.periods import add_interval, next_period_end, period_containing
 from tally_core.billing.prices import Price, create_price
 from tally_core.billing.pricing import line_detail, price_amount
-from tally_core.billing.commands import parse
 from tally_core.billing.subscriptions import create_subscription, roll_over
 
 D = Decimal

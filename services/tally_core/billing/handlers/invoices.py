@@ -9,8 +9,8 @@ from ...errors import InvalidRequest, invalid
 from .. import invoices as inv_
 from ..advance import advance
 from ..book import Book
-from ..commands import load
 from ..collection import after_payment, attempt_collection, finalize, void
+from ..commands import load
 from ..context import Run, UsageReader, command_time
 from ..invoicing import cycle_specs, draft
 from ..payments import card_error
