@@ -15,7 +15,7 @@ run: install  ## start every service in one process on embedded PostgreSQL
 	$(BIN)/tally run
 
 test: install  ## the whole test suite (starts embedded PostgreSQL and the tansu broker itself), on two workers
-	$(BIN)/pytest -q -n 2 --dist load
+	$(BIN)/pytest -q -n 2 --dist worksteal
 
 test-core: install  ## the pure core and the in-memory log's contract: seconds, no PostgreSQL, no broker
 	$(BIN)/pytest -q tests/tally_core tests/tally_infra/test_log_contract.py::TestMemoryLog

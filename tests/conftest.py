@@ -29,12 +29,6 @@ from tally_infra.local import (  # noqa: F401
 from tally_infra.settings import Settings
 
 
-def pytest_collection_modifyitems(items):
-    """The slow tests first: on two xdist workers the longest runs (the billing determinism test on Kafka takes
-    four minutes, mostly waiting on the log) then overlap with everything else instead of trailing alone."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(scope="session")
 def pg_url() -> str:
     """A PostgreSQL server: TALLY_TEST_DATABASE_URL if set, else an embedded one started for this run (one per

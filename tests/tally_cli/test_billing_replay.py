@@ -28,7 +28,7 @@ from tally_infra.logs.ports import METER_EVENTS
 from tally_infra.settings import Settings
 from tests.factories import create_meter
 
-pytestmark = pytest.mark.slow  # started first under xdist (tests/conftest.py): the longest runs
+pytestmark = pytest.mark.slow  # the suite's longest runs (about 1 and 4 minutes)
 
 CLOCKS, PER_CLOCK, MONTHS = 30, 10, 13
 
