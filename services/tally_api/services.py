@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -25,7 +23,6 @@ class Services:
     log: EventLog
     catalog: Catalog
     edge: Edge
-    clock: Callable[[], float] = time.time
     billing: BillingGateway | None = None      # api: appends billing commands, waits for their results
     ingestor: Ingestor | None = None           # ingest
     session_secret: bytes = b""                # ingest: v2 meter event sessions

@@ -101,7 +101,7 @@ async def _http_services(rt: Runtime, *, api: bool, ingest: bool) -> Services:
     edge = Edge(KeyRing(pool), settings.max_body_bytes, IdempotencyCache(), clock)
     await idempotency.restore(edge.idempotency, pool, now_ms=int(clock() * 1000))
     rt.tasks.append(asyncio.create_task(_every(0.2, lambda: idempotency.flush(edge.idempotency, pool))))
-    services = Services(settings=settings, pool=pool, log=rt.log, catalog=rt.catalog, edge=edge, clock=clock)
+    services = Services(settings=settings, pool=pool, log=rt.log, catalog=rt.catalog, edge=edge)
     if ingest:
         # Test clock times: a clock customer's "now" (the API keeps them current when it shares the process).
         services.clock_times = ClockTimes()

@@ -147,12 +147,28 @@ class Workload:
             sub = await ok(await self.api.get(f"/v1/subscriptions/{sub['id']}"))
             if sub["status"] in ("canceled", "incomplete_expired"):
                 continue
-            action = self.rng.choice(["quantity", "cancel_at_period_end", "cancel_now", "pay", "void"])
+            action = self.rng.choice(["quantity", "cancel_at_period_end", "cancel_now", "pay", "void", "metadata"])
             seat = [it for it in sub["items"]["data"] if it["price"]["id"] == self.prices["seat"]]
             if action == "quantity" and seat:
+                quantity = self.rng.randint(1, 30)
+                if quantity != seat[0]["quantity"]:
+                    # Without `proration_behavior=none` the worker refuses a change it would have to prorate:
+                    # a refusal in the log, which re-deciding must give again.
+                    r = await self.api.post(f"/v1/subscriptions/{sub['id']}", data={
+                        "items[0][id]": seat[0]["id"], "items[0][quantity]": str(quantity)})
+                    assert (r.status_code, r.json()["error"]["param"]) == (400, "proration_behavior"), r.text
                 await ok(await self.api.post(f"/v1/subscriptions/{sub['id']}", data={
-                    "items[0][id]": seat[0]["id"], "items[0][quantity]": str(self.rng.randint(1, 30)),
+                    "items[0][id]": seat[0]["id"], "items[0][quantity]": str(quantity),
                     "proration_behavior": "none"}))
+            elif action == "metadata":
+                # Stripe's metadata rule on both objects: keys merge, an empty value unsets one.
+                tier = self.rng.choice(["gold", "silver", ""])
+                got = await ok(await self.api.post(f"/v1/subscriptions/{sub['id']}",
+                                                   data={"metadata[tier]": tier, "metadata[n]": str(n)}))
+                assert got["metadata"].get("tier") == (tier or None) and got["metadata"]["n"] == str(n)
+                cus = await ok(await self.api.post(f"/v1/customers/{sub['customer']}",
+                                                   data={"metadata[seen]": str(n), "metadata[tier]": tier}))
+                assert cus["metadata"]["seen"] == str(n) and cus["metadata"].get("tier") == (tier or None)
             elif action == "cancel_at_period_end":
                 await ok(await self.api.post(f"/v1/subscriptions/{sub['id']}", data={"cancel_at_period_end": "true"}))
             elif action == "cancel_now":

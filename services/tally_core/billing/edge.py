@@ -78,11 +78,6 @@ def validate(kind: str, params: dict, *, object_id: str | None, account: str, no
     return values
 
 
-def check_command(kind: str, params: dict, *, object_id: str | None, account: str, now: int) -> None:
-    """Raise the first `InvalidRequest` for `params` that needs no book (the API's check before it writes)."""
-    validate(kind, params, object_id=object_id, account=account, now=now)
-
-
 def _blank(raw) -> bool:
     return raw is None or raw == ""
 

@@ -17,7 +17,7 @@ from tally_core.billing.commands import (
     to_record,
 )
 from tally_core.billing.decide import decide
-from tally_core.billing.edge import InvalidCommand, check_command
+from tally_core.billing.edge import InvalidCommand
 from tally_core.errors import InvalidRequest
 from tests.tally_core.billing.test_decide import JAN1, PRICES, Clocked, seed_000, ts
 
@@ -117,10 +117,6 @@ def test_models_are_frozen():
 def test_each_invalid_param_is_refused_naming_it(kind, params, param, code):
     err = refusal(kind, params)
     assert (err.param, err.code) == (param, code)
-    # The edge's old entry point refuses the same, with the same error.
-    with pytest.raises(InvalidRequest) as again:
-        check_command(kind, params, object_id="obj_1", account="acct_1", now=JAN1)
-    assert again.value.to_dict() == err.to_dict()
 
 
 def test_a_single_refusal_is_exactly_the_cores_error():
