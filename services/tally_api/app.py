@@ -134,7 +134,8 @@ def create_app(services: Services, *, ingest: bool = True, api: bool = True,
         routes += ingest_routes
     app_undeclared = contracts.attach(routes)  # tests/tally_api/test_openapi.py requires it to be empty
     services.edge.check_params = contracts.check_route
-    routes.append(Route("/openapi.json", lambda r: json_response(openapi.document(routes))))
+    document = json_response(openapi.document(routes))  # the routes are fixed from here on: built once
+    routes.append(Route("/openapi.json", lambda r: Response(document.body, media_type="application/json")))
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found, 500: _server_error},
                     middleware=[Middleware(_RequestId), Middleware(_Unavailable)])
     app.state.services = services

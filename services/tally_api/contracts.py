@@ -103,7 +103,7 @@ class Contract:
     params: dict
     response: dict
     required: tuple[str, ...] = ()
-    # Content types the route documents; ingest's v2 routes speak JSON only, as Stripe's do.
+    # Content types the route documents in /openapi.json (the edge decides what it parses: tally_edge/http.py).
     content_types: tuple[str, ...] = ("application/x-www-form-urlencoded", "application/json")
 
 

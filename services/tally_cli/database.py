@@ -10,8 +10,10 @@ from tally_billing import store as billing_store
 from tally_catalog import records as catalog_records
 from tally_edge import accounts, idempotency
 from tally_infra.db import create_pool
+from tally_ingest import sessions
 
-SCHEMAS = (accounts.SCHEMA, idempotency.SCHEMA, catalog_records.SCHEMA, usage_store.SCHEMA, billing_store.SCHEMA)
+SCHEMAS = (accounts.SCHEMA, idempotency.SCHEMA, catalog_records.SCHEMA, usage_store.SCHEMA, billing_store.SCHEMA,
+           sessions.SCHEMA)
 
 
 async def open_pool(url: str, **kw) -> asyncpg.Pool:

@@ -9,6 +9,7 @@ from decimal import Decimal
 import asyncpg
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from tally_aggregator.postgres_loop import with_dead_letter_topic
 from tally_aggregator.store import UsageProjector, truncate_usage
 from tally_billing.store import project_isolating, truncate_billing
 from tally_catalog import records as catalog_records
@@ -26,7 +27,8 @@ async def replay_usage(pool: asyncpg.Pool, log: EventLog, group_id: str, *, batc
         async for records in log.scan(CATALOG):
             for r in records:
                 await catalog_records.project(conn, decode(r.value))
-    projector = UsageProjector(pool, group_id)
+    # Records quarantined again by the rebuild reach the dead-letter topic too, as in the live loop.
+    projector = with_dead_letter_topic(log, UsageProjector(pool, group_id))
     total = sum((await log.end_offsets(METER_EVENTS)).values())
     done = 0
     with Progress(TextColumn("replay meter-events"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -52,8 +52,25 @@ def _decode(raw: bytes, key: str | None) -> str:
         raise invalid(key, "is not valid UTF-8 (the bytes are refused, not repaired).") from None
 
 
+class _Node(dict):
+    """One level of the nested form. `mixed` is set when a key other than the next index lands in it; `x[]` may
+    only append to a node that is not mixed (kept as a flag: checking every key on each append would make a
+    body of n `x[]` pairs cost n² steps)."""
+
+    __slots__ = ("mixed",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mixed = False
+
+    def put(self, key: str, value) -> None:
+        if key not in self and key != str(len(self)):
+            self.mixed = True
+        self[key] = value
+
+
 def nest(pairs) -> dict:
-    root: dict = {}
+    root = _Node()
     for raw_key, value in pairs:
         m = _KEY.match(raw_key)
         if not m:
@@ -65,14 +82,15 @@ def nest(pairs) -> dict:
     return {k: _lists(v) for k, v in root.items()}  # the top level names parameters, never a list (`0=x`)
 
 
-def _insert(node: dict, parts: list[str], value: str, raw_key: str) -> None:
+def _insert(node: _Node, parts: list[str], value: str, raw_key: str) -> None:
     for i, part in enumerate(parts[:-1]):
         if part == "":
             # `a[][b]=1&a[][c]=2`: Stripe groups consecutive keys into one element until a key repeats.
             part = _append_slot(node, parts[i + 1], raw_key)
         child = node.get(part)
         if child is None:
-            child = node[part] = {}
+            child = _Node()
+            node.put(part, child)
         elif not isinstance(child, dict):
             raise invalid(raw_key, "conflicts with another parameter of the same name")
         node = child
@@ -81,18 +99,17 @@ def _insert(node: dict, parts: list[str], value: str, raw_key: str) -> None:
         last = _next_index(node, raw_key)
     if isinstance(node.get(last), dict):
         raise invalid(raw_key, "conflicts with another parameter of the same name")
-    node[last] = value
+    node.put(last, value)
 
 
-def _next_index(node: dict, raw_key: str) -> str:
+def _next_index(node: _Node, raw_key: str) -> str:
     """The slot `x[]` appends to: only after `x[]` or `x[0]…x[n-1]`, never next to other keys."""
-    n = len(node)
-    if any(k != str(i) for i, k in enumerate(node)):
+    if node.mixed:
         raise invalid(raw_key, "cannot mix `[]` with explicit indexes or names in the same array.")
-    return str(n)
+    return str(len(node))
 
 
-def _append_slot(node: dict, next_part: str, raw_key: str) -> str:
+def _append_slot(node: _Node, next_part: str, raw_key: str) -> str:
     n = len(node)
     if n:
         _next_index(node, raw_key)

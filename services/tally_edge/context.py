@@ -89,7 +89,16 @@ def endpoint(handler: Handler, *, auth: Callable | None = None, ndjson: bool = F
                 stored = edge.idempotency.begin(account, key, fp)
                 idem_slot = (account, key, fp)
                 if isinstance(stored, str):  # the first request's command is still being carried out
-                    stored = await _first_result(edge, stored)
+                    command_id = stored
+                    try:
+                        stored = await _first_result(edge, command_id)
+                    except BaseException:
+                        # Not answered (still pending, cancelled, a failure): the key goes on naming that
+                        # command, so the next retry waits for it again rather than finding the key stuck in
+                        # flight (409 until restart) or appending a second command.
+                        edge.idempotency.pend(*idem_slot, command_id)
+                        idem_slot = None
+                        raise
                     edge.idempotency.finish(*idem_slot, *stored)
                     idem_slot = None
                 if stored is not None:

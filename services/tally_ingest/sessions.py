@@ -15,9 +15,12 @@ SESSION_SECONDS = 15 * 60
 PREFIX = "mes_"
 
 
+SCHEMA = "create table if not exists server_secrets (name text primary key, value bytea not null);"
+
+
 async def load_secret(pool: asyncpg.Pool) -> bytes:
-    """The signing secret every ingest process shares (made once, kept in `server_secrets`, ingest's table)."""
-    await pool.execute("create table if not exists server_secrets (name text primary key, value bytea not null)")
+    """The signing secret every ingest process shares (made once, kept in `server_secrets`, ingest's table,
+    created with the others at start-up: `SCHEMA`)."""
     await pool.execute("insert into server_secrets values ('meter_event_session', $1) on conflict do nothing",
                        secrets.token_bytes(32))
     return bytes(await pool.fetchval("select value from server_secrets where name = 'meter_event_session'"))

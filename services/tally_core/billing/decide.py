@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import ApiError
+from ..errors import ApiError, invalid
 from . import commands as c
 from .advance import advance
 from .book import USAGE_OBSERVED, Book
@@ -79,3 +79,6 @@ def _refuse_misfits(command: c.Command, now: int) -> None:
                      now=now)
         except InvalidCommand as err:
             raise err.errors[0] from None
+        # The edge's rules let it through, yet no field can hold it (a number for an id): refused all the same,
+        # never handed to a handler that expects the field's type.
+        raise invalid(bad[0], "cannot be read as this parameter's type.")

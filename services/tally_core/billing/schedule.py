@@ -24,7 +24,6 @@ from .subscriptions import RENEWING, Subscription, SubscriptionStatus as S
 INCOMPLETE_EXPIRES = 23 * 3600  # "If the first invoice is not paid within 23 hours … incomplete_expired" (§3.6)
 
 Kind = Literal["renewal", "incomplete_expiry", "draft_finalization", "payment_retry"]
-SUBSCRIPTION_KINDS = ("renewal", "incomplete_expiry")
 INVOICE_KINDS = ("draft_finalization", "payment_retry")
 
 

@@ -317,3 +317,13 @@ def test_a_record_no_model_can_hold_is_refused_as_the_edge_refuses_it():
     d = decide(c.book, {"id": "cmd_y", "type": "test_clock.advance", "account": "acct_1", "key": c.book.key, "at": 0,
                         "object_id": "clock_1", "params": {}}, c.usage)
     assert (d.error.param, d.error.code, d.events) == ("frozen_time", "parameter_missing", [])
+
+
+def test_a_record_the_edge_rules_pass_but_no_field_holds_is_refused_before_any_handler():
+    # `items[0][price]` a number: no string rule refuses it, yet no price id is a number.
+    c, _ = seed_000()
+    d = decide(c.book, {"id": "cmd_z", "type": "subscription.create", "account": "acct_1", "key": c.book.key,
+                        "at": 0, "object_id": "sub_2", "params": {"customer": "cus_1", "items": [{"price": 5}]},
+                        "prices": PRICES}, c.usage)
+    assert (d.error.param, d.events) == ("items[0][price]", [])
+
