@@ -59,6 +59,7 @@ def _seed_objects(c: httpx.Client) -> dict[str, str]:
     return {"/v1/billing/meters/": meter["id"], "/v1/products/": product["id"], "/v1/prices/": price["id"],
             "/v1/customers/": customer["id"], "/v1/subscriptions/": sub["id"],
             "/v1/invoices/": sub["latest_invoice"], "/v1/test_helpers/test_clocks/": clock["id"],
+            "/v1/subscription_items/": sub["items"]["data"][0]["id"],
             "/v1/events/": events[0]["id"] if events else "evt_none"}
 
 

@@ -123,13 +123,18 @@ def create_app(services: Services, *, ingest: bool = True, api: bool = True,
     from tally_ingest.routes import routes as ingest_routes
 
     from . import contracts, openapi
+    from .balance_routes import routes as balance_routes
     from .billing_routes import routes as billing_routes
     from .catalog_routes import routes as catalog_routes
+    from .invoice_item_routes import routes as invoice_item_routes
     from .meters_routes import routes as meter_routes
+    from .preview_routes import routes as preview_routes
+    from .subscription_item_routes import routes as subscription_item_routes
 
     routes = [Route("/healthz", _health), Route("/readyz", _ready)]
     if api:
-        routes += meter_routes + catalog_routes + billing_routes
+        routes += meter_routes + catalog_routes + preview_routes + billing_routes + balance_routes
+        routes += invoice_item_routes + subscription_item_routes
     if ingest:
         routes += ingest_routes
     app_undeclared = contracts.attach(routes)  # tests/tally_api/test_openapi.py requires it to be empty

@@ -7,15 +7,12 @@ Which billing key a command goes to: a customer's own (`account:cus_…`), or it
 
 from __future__ import annotations
 
-from decimal import Decimal
 
 from starlette.routing import Route
 
-from tally_aggregator import usage as usage_port
 from tally_billing import queries as store
 from tally_core.billing import params as p
 from tally_core.billing.commands import parse, to_params
-from tally_core.billing.decide import preview
 from tally_core.billing.products import expand_of
 from tally_core.billing.subscriptions import ENDED, RENEWING, SubscriptionStatus
 from tally_core.errors import ResourceMissing, invalid, missing, missing_reference
@@ -24,7 +21,6 @@ from tally_edge.context import REQUEST_ID, Ctx, endpoint
 from tally_edge.http import list_object, page_params
 
 _LIST = {"limit", "starting_after", "ending_before", "expand"}
-PREVIEW_USAGE_WAIT = 10.0  # seconds a preview waits for the aggregator, as the worker does before a usage read
 _STATUSES = tuple(str(s) for s in SubscriptionStatus)
 _ENDED = tuple(str(s) for s in ENDED)
 _RENEWING = tuple(str(s) for s in RENEWING)
@@ -142,6 +138,13 @@ async def create_subscription(ctx: Ctx) -> dict:
     _, key, deleted = await _find(ctx, "billing_customers", "customer", params["customer"], "customer")
     if deleted:
         raise missing_reference("customer", params["customer"], "customer")
+    params.pop("expand", None)
+    obj = await _submit(ctx, key, "subscription.create", new_id("sub"), params, prices=pinned_prices(ctx, params))
+    return await _expand_subscription(ctx, obj)
+
+
+def pinned_prices(ctx: Ctx, params: dict) -> dict:
+    """The prices `items[n][price]` names, as snapshots the command carries: a replay prices with these."""
     raw = params.get("items")
     raw = list(raw.values()) if isinstance(raw, dict) else raw
     prices = {}
@@ -151,10 +154,8 @@ async def create_subscription(ctx: Ctx) -> dict:
             price = ctx.services.catalog.price(ctx.account, price_id)
             if price is None:
                 raise missing_reference("price", price_id, f"items[{i}][price]")
-            prices[price_id] = price.to_stripe(expand=["tiers"])  # pinned: a replay prices with this snapshot
-    params.pop("expand", None)
-    obj = await _submit(ctx, key, "subscription.create", new_id("sub"), params, prices=prices)
-    return await _expand_subscription(ctx, obj)
+            prices[price_id] = price.to_stripe(expand=["tiers"])
+    return prices
 
 
 async def retrieve_subscription(ctx: Ctx) -> dict:
@@ -164,7 +165,9 @@ async def retrieve_subscription(ctx: Ctx) -> dict:
 
 async def update_subscription(ctx: Ctx) -> dict:
     _, key, _ = await _find(ctx, "billing_subscriptions", "subscription", ctx.params["id"])
-    return await _expand_subscription(ctx, await _submit(ctx, key, "subscription.update", ctx.params["id"]))
+    params = _params(ctx)
+    obj = await _submit(ctx, key, "subscription.update", ctx.params["id"], params, prices=pinned_prices(ctx, params))
+    return await _expand_subscription(ctx, obj)
 
 
 async def cancel_subscription(ctx: Ctx) -> dict:
@@ -229,47 +232,6 @@ def _invoice_command(kind: str):
     handler.__name__ = kind.replace(".", "_")
     handler.__doc__ = f"`{kind}` through the billing worker."
     return handler
-
-
-async def create_preview(ctx: Ctx) -> dict:
-    """`POST /v1/invoices/create_preview`: decided on the current book with the usage so far; nothing saved."""
-    params = _params(ctx)
-    p.check_keys(params, {"customer", "subscription", "expand"})
-    for name in ("customer", "subscription"):
-        if params.get(name) not in (None, ""):
-            p.string(params[name], name, max_len=255)
-    sub_id = params.get("subscription")
-    if sub_id in (None, ""):
-        if params.get("customer") in (None, ""):
-            raise missing("subscription")
-        listed = await store.list_page(ctx.services.pool, "billing_subscriptions", ctx.account,
-                                       {"customer": params["customer"], "status": _RENEWING},
-                                       limit=2, after=None, before=None)
-        if len(listed[0]) != 1:
-            raise invalid("subscription", "name the subscription to preview (the customer has "
-                                          f"{len(listed[0])}{'+' if listed[1] else ''} active).")
-        sub_id = listed[0][0]["id"]
-    _, key, _ = await _find(ctx, "billing_subscriptions", "subscription", sub_id, "subscription")
-    # "The usage so far" includes what was just sent: read once the aggregator has folded it (as the worker does).
-    await usage_port.caught_up(ctx.services.pool, ctx.services.log, ctx.services.settings.consumer_group,
-                               timeout=PREVIEW_USAGE_WAIT)
-    book = await store.load_book(ctx.services.pool, ctx.account, key)
-    values: dict[tuple, Decimal] = {}
-    for _ in range(3):
-        absent = set()
-
-        def usage(meter, customer, start, end):
-            key = (ctx.account, meter, customer, start, end)
-            if key not in values:
-                absent.add(key)
-                return Decimal(0)
-            return values[key]
-
-        obj = preview(book, sub_id, ctx.now(), usage)
-        if not absent:
-            return obj
-        values.update(await usage_port.period_usage(ctx.services.pool, ctx.services.catalog.meter, absent))
-    raise RuntimeError("preview usage did not settle")
 
 
 # --- test clocks ---------------------------------------------------------------------------------------------
@@ -354,7 +316,6 @@ routes = [
     _route("/v1/subscriptions/{id}", retrieve_subscription, ["GET"]),
     _route("/v1/subscriptions/{id}", update_subscription, ["POST"]),
     _route("/v1/subscriptions/{id}", cancel_subscription, ["DELETE"]),
-    _route("/v1/invoices/create_preview", create_preview, ["POST"]),
     _route("/v1/invoices", list_invoices, ["GET"]),
     _route("/v1/invoices/{id}", retrieve_invoice, ["GET"]),
     _route("/v1/invoices/{id}/lines", list_invoice_lines, ["GET"]),

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 
 from tally_core import meter_events as core_events, meters as core_meters
 from tally_core.billing import (
+    balance_edge as core_balance,
     customers as core_customers,
+    invoice_item_edge as core_item_edge,
     params as p,
     prices as core_prices,
     products as core_products,
     subscriptions as core_subscriptions,
 )
+from tally_core.billing.balance_transactions import MAX_DESCRIPTION as MAX_TXN_DESCRIPTION
 from tally_core.errors import invalid, unknown
 from tally_core.strings import INT64_MAX, INT64_MIN, MAX_ID, MAX_STRING, MAX_TIMESTAMP, MIN_TIMESTAMP
 
@@ -124,6 +127,10 @@ _SUBSCRIPTION = stripe_object("subscription")
 _INVOICE = stripe_object("invoice")
 _CLOCK = stripe_object("test_helpers.test_clock")
 _EVENT = stripe_object("event")
+_INVOICE_ITEM = stripe_object("invoiceitem")
+_BALANCE_TXN = stripe_object("customer_balance_transaction")
+_SUB_ITEM = stripe_object("subscription_item")
+_SUB_ITEM_CHANGE = {"proration_behavior": enum(*core_subscriptions.PRORATION_BEHAVIORS), "proration_date": TIMESTAMP}
 _SUMMARY = stripe_object("billing.meter_event_summary", dimensions={"type": "object"})
 _ONLY_EXPAND = {"expand": EXPAND}
 _PRODUCT_EXPAND = expand("default_price")
@@ -166,6 +173,10 @@ _ADJUSTMENT_FIELDS = dict(event_name=string(100), type=enum("cancel"),
                           cancel=hash_({"identifier": string(core_events.MAX_IDENTIFIER)}))
 _JSON = ("application/json",)
 _SUB_CREATE_KEYS = core_subscriptions._CREATE
+_ITEM_CHANGES = dict(
+    amount=integer(-core_item_edge.MAX_AMOUNT, core_item_edge.MAX_AMOUNT), price=ID, pricing=hash_({"price": ID}),
+    unit_amount_decimal=DECIMAL, quantity=QUANTITY, description=string(), metadata=METADATA,
+    period=hash_({"start": TIMESTAMP, "end": TIMESTAMP}), discountable=BOOLEAN, expand=EXPAND)
 
 CONTRACTS: dict[tuple[str, str], Contract] = {
     # meters
@@ -229,6 +240,16 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
     ("GET", "/v1/customers/{id}"): Contract({"expand": expand("test_clock")}, {"anyOf": [_CUSTOMER, deleted("customer")]}),
     ("POST", "/v1/customers/{id}"): Contract(_keys(core_customers._UPDATE, **_CUSTOMER_FIELDS), _CUSTOMER),
     ("DELETE", "/v1/customers/{id}"): Contract({}, deleted("customer")),
+    # the customer balance ledger (§4.7)
+    ("POST", "/v1/customers/{id}/balance_transactions"): Contract(_keys(
+        core_balance._CREATE, amount=integer(-p.MAX_BALANCE, p.MAX_BALANCE), currency=string(3),
+        description=string(MAX_TXN_DESCRIPTION), metadata=METADATA, expand=EXPAND),
+        _BALANCE_TXN, required=("amount", "currency")),
+    ("GET", "/v1/customers/{id}/balance_transactions"): Contract(PAGING, list_of(_BALANCE_TXN)),
+    ("GET", "/v1/customers/{id}/balance_transactions/{transaction}"): Contract(_ONLY_EXPAND, _BALANCE_TXN),
+    ("POST", "/v1/customers/{id}/balance_transactions/{transaction}"): Contract(_keys(
+        core_balance._UPDATE, description=string(MAX_TXN_DESCRIPTION), metadata=METADATA, expand=EXPAND),
+        _BALANCE_TXN),
     # subscriptions
     ("POST", "/v1/subscriptions"): Contract(_keys(
         _SUB_CREATE_KEYS, customer=ID, metadata=METADATA, expand=_SUB_EXPAND, cancel_at_period_end=BOOLEAN,
@@ -236,7 +257,8 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
         billing_cycle_anchor=TIMESTAMP, billing_cycle_anchor_config=hash_({"day_of_month": integer(1, 31)}),
         collection_method=enum("charge_automatically", "send_invoice"), default_payment_method=ID,
         payment_behavior=enum("allow_incomplete", "default_incomplete", "error_if_incomplete"),
-        proration_behavior=enum("create_prorations", "none", "always_invoice")),
+        proration_behavior=enum("create_prorations", "none", "always_invoice"),
+        billing_mode=hash_({"type": enum(*core_subscriptions.BILLING_MODES)}), cancel_at=TIMESTAMP),
         _SUBSCRIPTION, required=("customer", "items")),
     ("GET", "/v1/subscriptions"): Contract(
         {**PAGING, "customer": ID, "test_clock": ID,
@@ -245,15 +267,22 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
     ("GET", "/v1/subscriptions/{id}"): Contract({"expand": _SUB_EXPAND}, _SUBSCRIPTION),
     ("POST", "/v1/subscriptions/{id}"): Contract(
         {"items": array(hash_({"id": ID, "quantity": QUANTITY, "price": ID, "deleted": BOOLEAN,
-                               "metadata": METADATA}), max_items=20),
-         "cancel_at_period_end": BOOLEAN, "metadata": METADATA, "expand": _SUB_EXPAND,
-         "proration_behavior": enum("create_prorations", "none", "always_invoice")}, _SUBSCRIPTION),
+                               "clear_usage": BOOLEAN, "metadata": METADATA}), max_items=20),
+         "cancel_at_period_end": BOOLEAN, "cancel_at": TIMESTAMP, "metadata": METADATA, "expand": _SUB_EXPAND,
+         "proration_behavior": enum(*core_subscriptions.PRORATION_BEHAVIORS), "proration_date": TIMESTAMP,
+         "payment_behavior": enum(*core_subscriptions.UPDATE_PAYMENT_BEHAVIORS),
+         "billing_cycle_anchor": enum("now", "unchanged")}, _SUBSCRIPTION),
     ("DELETE", "/v1/subscriptions/{id}"): Contract(
         {"invoice_now": BOOLEAN, "prorate": BOOLEAN, "expand": _SUB_EXPAND,
          "cancellation_details": hash_({"comment": string(), "feedback": string()})}, _SUBSCRIPTION),
     # invoices
     ("POST", "/v1/invoices/create_preview"): Contract(
-        {"customer": ID, "subscription": ID, "expand": EXPAND}, _INVOICE),
+        {"customer": ID, "subscription": ID, "expand": EXPAND, "subscription_details": hash_({
+            "items": array(hash_({"id": ID, "quantity": QUANTITY, "price": ID, "deleted": BOOLEAN,
+                                  "clear_usage": BOOLEAN, "metadata": METADATA}), max_items=20),
+            "proration_behavior": enum(*core_subscriptions.PRORATION_BEHAVIORS), "proration_date": TIMESTAMP,
+            "billing_cycle_anchor": enum("now", "unchanged"), "cancel_at": TIMESTAMP,
+            "cancel_at_period_end": BOOLEAN, "cancel_now": BOOLEAN})}, _INVOICE),
     ("GET", "/v1/invoices"): Contract(
         {**PAGING, "customer": ID, "subscription": ID, "test_clock": ID,
          "status": enum("draft", "open", "paid", "uncollectible", "void")}, list_of(_INVOICE)),
@@ -273,6 +302,29 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
     ("DELETE", "/v1/test_helpers/test_clocks/{id}"): Contract({}, deleted("test_helpers.test_clock")),
     ("POST", "/v1/test_helpers/test_clocks/{id}/advance"): Contract(
         {"frozen_time": TIMESTAMP, "expand": EXPAND}, _CLOCK, required=("frozen_time",)),
+    # invoice items (§4.4)
+    ("POST", "/v1/invoiceitems"): Contract(_keys(
+        core_item_edge.CREATE_KEYS, **_ITEM_CHANGES, customer=ID, currency=string(3), subscription=ID,
+        invoice=ID), _INVOICE_ITEM, required=("customer",)),
+    ("GET", "/v1/invoiceitems"): Contract({**PAGING, "customer": ID, "invoice": ID, "pending": BOOLEAN},
+                                          list_of(_INVOICE_ITEM)),
+    ("GET", "/v1/invoiceitems/{id}"): Contract(_ONLY_EXPAND, _INVOICE_ITEM),
+    ("POST", "/v1/invoiceitems/{id}"): Contract(_keys(core_item_edge.UPDATE_KEYS, **_ITEM_CHANGES),
+                                                _INVOICE_ITEM),
+    ("DELETE", "/v1/invoiceitems/{id}"): Contract({}, deleted("invoiceitem")),
+    # subscription items: each change a `subscription.update` of the item's subscription (seed 004)
+    ("POST", "/v1/subscription_items"): Contract(
+        {"subscription": ID, "price": ID, "quantity": QUANTITY, "metadata": METADATA, **_SUB_ITEM_CHANGE,
+         "payment_behavior": enum(*core_subscriptions.UPDATE_PAYMENT_BEHAVIORS), "expand": EXPAND},
+        _SUB_ITEM, required=("subscription", "price")),
+    ("GET", "/v1/subscription_items"): Contract({**PAGING, "subscription": ID}, list_of(_SUB_ITEM),
+                                                required=("subscription",)),
+    ("GET", "/v1/subscription_items/{id}"): Contract(_ONLY_EXPAND, _SUB_ITEM),
+    ("POST", "/v1/subscription_items/{id}"): Contract(
+        {"price": ID, "quantity": QUANTITY, "metadata": METADATA, **_SUB_ITEM_CHANGE, "clear_usage": BOOLEAN,
+         "payment_behavior": enum(*core_subscriptions.UPDATE_PAYMENT_BEHAVIORS), "expand": EXPAND}, _SUB_ITEM),
+    ("DELETE", "/v1/subscription_items/{id}"): Contract({**_SUB_ITEM_CHANGE, "clear_usage": BOOLEAN},
+                                                        deleted("subscription_item")),
     # events
     ("GET", "/v1/events"): Contract({**PAGING, "type": string(), "types": array(string(), max_items=20),
                                      "delivery_success": BOOLEAN}, list_of(_EVENT)),

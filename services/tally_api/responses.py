@@ -19,12 +19,13 @@ NOT_YET_RETURNED = {
     "product": "type",
     "customer": "default_source delinquent discount invoice_prefix next_invoice_sequence preferred_locales "
                 "shipping tax_exempt",
-    "subscription": "application application_fee_percent automatic_tax cancel_at cancellation_details "
+    "subscription": "application application_fee_percent automatic_tax cancellation_details "
                     "days_until_due default_payment_method default_source default_tax_rates description "
                     "discounts invoice_settings next_pending_invoice_item_invoice on_behalf_of pause_collection "
                     "payment_settings pending_invoice_item_interval pending_setup_intent schedule test_clock "
                     "transfer_data trial_end trial_settings trial_start billing_thresholds customer_account "
                     "managed_payments billing_schedules",
+    "subscription_item": "plan",  # the legacy Plan mirror of `price`
     "invoice": "account_country account_name account_tax_ids application automatic_tax custom_fields "
                "customer_address customer_email customer_name customer_phone customer_shipping "
                "customer_tax_exempt customer_tax_ids default_payment_method default_source default_tax_rates "

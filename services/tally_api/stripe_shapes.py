@@ -67,8 +67,21 @@ FIELDS: dict[str, str] = {
         "livemode:b metadata:o object:s period:o quantity:i subscription:z pretax_credit_amounts:z taxes:z "
         "parent:o pricing:o subtotal:i quantity_decimal:z"
     ),
+    "customer_balance_transaction": (
+        "amount:i created:i credit_note:z currency:s customer:s description:z ending_balance:i id:s invoice:z "
+        "livemode:b metadata:z object:s type:s checkout_session:z customer_account:z"
+    ),
+    "subscription_item": (
+        "created:i discounts:a id:s metadata:o object:s price:o quantity:i subscription:s tax_rates:a plan:o "
+        "current_period_end:i current_period_start:i billing_thresholds:o"
+    ),
     "test_helpers.test_clock": (
         "created:i deletes_after:i frozen_time:i id:s livemode:b name:z object:s status:s status_details:o"
+    ),
+    "invoiceitem": (
+        "amount:i currency:s customer:s date:i description:s discountable:b discounts:a id:s invoice:z "
+        "livemode:b metadata:o object:s period:o proration:b quantity:i tax_rates:a test_clock:z parent:o "
+        "pricing:o net_amount:i customer_account:z quantity_decimal:s"
     ),
     "event": (
         "api_version:z created:i data:o id:s livemode:b object:s pending_webhooks:i request:o type:s"

@@ -49,11 +49,20 @@ async def list_page(pool: asyncpg.Pool, table: str, account: str, filters: dict[
 
 async def locate(pool: asyncpg.Pool, table: str, account: str, id_: str) -> tuple[dict, str, bool] | None:
     """(object, billing key, deleted) of one projected object, or None."""
-    deleted = "deleted" if table in ("billing_customers", "test_clocks") else "false"
+    deleted = "deleted" if table in ("billing_customers", "test_clocks", "billing_invoice_items") else "false"
     key = "null" if table == "billing_events" else "key"  # events span books: they carry no billing key
     row = await pool.fetchrow(f"select data, {key}, {deleted} from {table} where account = $1 and id = $2",
                               account, id_)
     return (orjson.loads(row[0]), row[1], row[2]) if row else None
+
+
+async def locate_item(pool: asyncpg.Pool, account: str, item_id: str) -> tuple[dict, str] | None:
+    """(subscription, billing key) of the subscription holding item `item_id` now, or None. Items live inside
+    their subscription's object; the containment query is served by `billing_subscriptions_items` (store.py)."""
+    held = orjson.dumps([{"id": item_id}]).decode()
+    row = await pool.fetchrow("select data, key from billing_subscriptions where account = $1 "
+                              "and data->'items'->'data' @> $2::jsonb", account, held)
+    return (orjson.loads(row[0]), row[1]) if row else None
 
 
 async def load_book(pool: asyncpg.Pool, account: str, key: str) -> Book:

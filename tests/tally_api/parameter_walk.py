@@ -194,7 +194,7 @@ def form(params: dict, prefix: str = "") -> dict:
 
 @dataclass
 class Walk:
-    target: Callable | None = None  # async (world) -> the `{id}` of the path
+    target: Callable | None = None  # async (world) -> the `{id}` of the path (or {name: id} for several)
     base: Callable | None = None  # async (world) -> the params every trial of this route sends
     params: dict = field(default_factory=dict)
     expand_extra: dict = field(default_factory=dict)  # what an expansion needs to have something to expand
@@ -257,7 +257,14 @@ async def walk_route(w: World, method: str, path: str, walk: Walk, all_problems:
     contract = CONTRACTS[(method, path)]
 
     async def target() -> str:
-        return path.replace("{id}", await walk.target(w)) if walk.target else path
+        if not walk.target:
+            return path
+        # A path with several ids (`…/{id}/balance_transactions/{transaction}`): the target names each one.
+        got = await walk.target(w)
+        concrete = path
+        for name, value in (got if isinstance(got, dict) else {"id": got}).items():
+            concrete = concrete.replace("{" + name + "}", value)
+        return concrete
 
     async def trial(params: dict, concrete: str | None = None) -> tuple[httpx.Response, str]:
         concrete = concrete or await target()

@@ -19,6 +19,8 @@ import pytest
 
 from tally_api.contracts import CONTRACTS
 from tests.factories import send_event
+from tests.tally_api.invoice_item_walks import ITEM_WALKS
+from tests.tally_api.subscription_item_walks import walks as subscription_item_walks
 from tests.tally_api.parameter_walk import (
     EXPAND,
     HOUR,
@@ -76,7 +78,7 @@ async def _metered_sub_id(w):
     metered = await w.price("metered_price", recurring={"interval": "month", "usage_type": "metered",
                                                         "meter": (await w.meter())["id"]})
     customer = await w.customer(payment_method="pm_card_visa")
-    sub = await w.subscription(customer, items=[{"price": metered["id"]}])
+    sub = await w.subscription(customer, items=[{"price": metered["id"]}, {"price": (await w.price())["id"]}])
     at = int(w.clock_())
     r = await send_event(w.api, customer=customer["id"], value="5", event_name="walk_tokens", region="eu",
                          timestamp=str(at))
@@ -93,6 +95,22 @@ async def _metered_sub_id(w):
 
 async def _customer_id(w):
     return (await w.customer())["id"]
+
+
+async def _customer_with_ledger(w):
+    """A customer with two balance transactions (a page of one, then the other)."""
+    async def make():
+        cus = await _customer_id(w)
+        for amount in (-100, 300):
+            await w.post(f"/v1/customers/{cus}/balance_transactions", {"amount": amount, "currency": "usd"})
+        return cus
+    return await w.once("customer_with_ledger", make)
+
+
+async def _ledger_entry(w):
+    cus = await _customer_id(w)
+    txn = await w.post(f"/v1/customers/{cus}/balance_transactions", {"amount": -100, "currency": "usd"})
+    return {"id": cus, "transaction": txn["id"]}
 
 
 async def _subscription_id(w):
@@ -164,9 +182,56 @@ async def _invoices_of(w, sub_id: str) -> list[dict]:
 
 
 async def _sub_with_item(w):
-    sub = await w.subscription()
+    """A 10 USD/month subscription whose customer's card then declines (an immediate invoice fails)."""
+    customer = await w.customer(payment_method="pm_card_visa")
+    sub = await w.subscription(customer)
+    await w.post(f"/v1/customers/{customer['id']}", {"payment_method": "pm_card_chargeDeclined"})
     w.cache["walked_item"] = sub["items"]["data"][0]["id"]
+    w.cache["walked_sub"] = sub
     return sub["id"]
+
+
+def _walked_item(quantity: int):
+    return lambda w: [{"id": w.cache["walked_item"], "quantity": quantity}]
+
+
+def _day(n: int):
+    """`n` days into the walked subscription's current period."""
+    return lambda w: w.cache["walked_sub"]["current_period_start"] + n * 86400
+
+
+async def _prorations(w, sub_id: str) -> list[int]:
+    """The proration lines the subscription's next invoice will bill first (create_preview, §4.6)."""
+    r = await w.api.post("/v1/invoices/create_preview", data=form({"subscription": sub_id}))
+    assert r.status_code == 200, r.text
+    return [line["amount"] for line in r.json()["lines"]["data"]
+            if (line["parent"]["subscription_item_details"] or {}).get("proration")]
+
+
+def _prorated(expected):
+    async def sees(obj, value, w):
+        got = await _prorations(w, obj["id"])
+        return got == expected if isinstance(expected, list) else expected(got)
+    return sees
+
+
+def _quantity_and_prorated(quantity, expected):
+    async def sees(obj, value, w):
+        return obj["items"]["data"][0]["quantity"] == quantity and await _prorated(expected)(obj, value, w)
+    return sees
+
+
+async def _preview_details(w) -> dict:
+    sub = await w.subscription()
+    w.cache["previewed"] = sub["id"]
+    return {"items": [{"id": sub["items"]["data"][0]["id"], "quantity": 3}], "proration_behavior": "always_invoice"}
+
+
+def _invoiced_at_once(*statuses):
+    def sees(obj, value, w):
+        inv = obj["latest_invoice"]
+        return inv["billing_reason"] == "subscription_update" and inv["status"] in statuses
+    return sees
 
 
 async def _prices_can_use(obj, value, w):
@@ -384,6 +449,22 @@ WALKS: dict[tuple[str, str], Walk] = {
     ("POST", "/v1/customers/{id}"): Walk(_clocked_customer_id, params={**_CUSTOMER_FIELDS,
                                                                        "metadata": merged_metadata()}),
     ("DELETE", "/v1/customers/{id}"): Walk(_customer_id),
+    # --- the customer balance ledger (§4.7)
+    ("POST", "/v1/customers/{id}/balance_transactions"): Walk(
+        _customer_id, base=lambda w: _async({"amount": -250, "currency": "usd"}), params={
+            "amount": E(-400, lambda o, v, w: (o["amount"], o["ending_balance"]) == (-400, -400)),
+            "currency": E("usd", reflects("currency")),
+            "description": E("goodwill", reflects("description")),
+            "metadata": E({"ticket": "T-1"}, reflects("metadata", {"ticket": "T-1"})),
+            "expand": EXPAND}),
+    ("GET", "/v1/customers/{id}/balance_transactions"): Walk(_customer_with_ledger, params={
+        "limit": PAGE, "starting_after": PAGE, "ending_before": PAGE, "expand": EXPAND}),
+    ("GET", "/v1/customers/{id}/balance_transactions/{transaction}"): Walk(_ledger_entry, params={
+        "expand": EXPAND}),
+    ("POST", "/v1/customers/{id}/balance_transactions/{transaction}"): Walk(_ledger_entry, params={
+        "description": E("renamed", reflects("description")),
+        "metadata": merged_metadata(),
+        "expand": EXPAND}),
     # --- subscriptions
     ("POST", "/v1/subscriptions"): Walk(base=_sub_base, params={
         "billing_cycle_anchor": E(NOW + 10 * 86400, reflects("billing_cycle_anchor")),
@@ -406,8 +487,11 @@ WALKS: dict[tuple[str, str], Walk] = {
                                   extra={"customer": _declined_customer_id, "expand": ["latest_invoice"]}),
             "error_if_incomplete": E(sees=lambda o, v, w: o["error"]["code"] == "card_declined", status=402,
                                      extra={"customer": _declined_customer_id})}),
-        # `none` would bill the partial period before a future anchor in full; tally always prorates it.
-        "proration_behavior": REFUSED("none", extra=(_ANCHORED := {"billing_cycle_anchor": NOW + 10 * 86400}), also={
+        "billing_mode": E({"type": "classic"}, reflects("billing_mode.type", "classic")),
+        "cancel_at": E(NOW + 5 * 86400, lambda o, v, w: o["cancel_at"] == v == o["current_period_end"]),
+        # §3.3: with `none` the partial period before a future anchor is free: no first invoice at all.
+        "proration_behavior": E("none", lambda o, v, w: o["latest_invoice"] is None and o["status"] == "active",
+                                extra=(_ANCHORED := {"billing_cycle_anchor": NOW + 10 * 86400}), also={
             # on create both bill the prorated partial period at once: 10 of 31 days of 10 USD
             "create_prorations": E(sees=_prorated_first_invoice, extra={**_ANCHORED, "expand": ["latest_invoice"]}),
             "always_invoice": E(sees=_prorated_first_invoice, extra={**_ANCHORED, "expand": ["latest_invoice"]})}),
@@ -425,25 +509,50 @@ WALKS: dict[tuple[str, str], Walk] = {
     ("GET", "/v1/subscriptions/{id}"): Walk(_subscription_id, params={"expand": EXPAND}),
     ("POST", "/v1/subscriptions/{id}"): Walk(_sub_with_item, params={
         "cancel_at_period_end": E(True, reflects("cancel_at_period_end")),
-        "items": E(lambda w: [{"id": w.cache["walked_item"], "quantity": 4}],
-                   lambda o, v, w: o["x_next_quantities"] == {v[0]["id"]: 4},  # from the next period
-                   extra={"proration_behavior": "none"}),
+        # §3.5: the period ends at cancel_at; the 10 days it loses are credited.
+        "cancel_at": E(_day(21), lambda o, v, w: o["cancel_at"] == v == o["current_period_end"]),
+        # the item shows 4 at once; the rest of the period is credited for 1 and charged for 4 (f = 1 here)
+        "items": E(_walked_item(4), _quantity_and_prorated(4, lambda got: len(got) == 2 and got[0] < 0 < got[1]),
+                   bad=[{"id": "si_nope", "quantity": 4}]),
         "metadata": merged_metadata(),
-        "proration_behavior": REFUSED("always_invoice", also={
-            "create_prorations": REFUSED(None),
-            "none": E(sees=lambda o, v, w: o["x_next_quantities"] == {w.cache["walked_item"]: 5},
-                      extra={"items": lambda w: [{"id": w.cache["walked_item"], "quantity": 5}]})}),
+        # 15 days into a 31-day period: 1000 × 16/31 = 516.13 → −516; 4000 × 16/31 = 2064.52 → +2065
+        "proration_date": E(_day(15), _prorated([-516, 2065]), extra={"items": _walked_item(4)}),
+        "proration_behavior": E("none", _quantity_and_prorated(5, []), extra={"items": _walked_item(5)}, also={
+            "create_prorations": E(sees=_quantity_and_prorated(5, lambda got: len(got) == 2),
+                                   extra={"items": _walked_item(5)}),
+            # the customer's card now declines: the change stands, its invoice stays open (seed 004)
+            "always_invoice": E(sees=_invoiced_at_once("open"),
+                                extra={"items": _walked_item(5), "expand": ["latest_invoice"]})}),
+        "payment_behavior": E("pending_if_incomplete", lambda o, v, w: o["pending_update"] is not None
+                              and o["items"]["data"][0]["quantity"] == 1 and o["status"] == "active",
+                              extra=(_NOW_INVOICED := {"items": _walked_item(3),
+                                                       "proration_behavior": "always_invoice"}), also={
+            "allow_incomplete": E(sees=lambda o, v, w: (o["status"], o["items"]["data"][0]["quantity"])
+                                  == ("past_due", 3), extra=_NOW_INVOICED),
+            "default_incomplete": E(sees=lambda o, v, w: o["status"] == "past_due", extra=_NOW_INVOICED),
+            "error_if_incomplete": E(sees=lambda o, v, w: o["error"]["code"] == "card_declined", status=402,
+                                     extra=_NOW_INVOICED)}),
+        # §3.3: the period starts again now and is invoiced at once (here at its first second: the credit for
+        # the whole period and the new period in advance net to 0, paid without a charge)
+        "billing_cycle_anchor": E("now", _invoiced_at_once("paid"), extra={"expand": ["latest_invoice"]}, also={
+            "unchanged": E(sees=lambda o, v, w: o["latest_invoice"]["billing_reason"] == "subscription_create",
+                           extra={"expand": ["latest_invoice"]})}),
         "expand": EXPAND}),
     ("DELETE", "/v1/subscriptions/{id}"): Walk(_metered_sub_id, params={
         "cancellation_details": REFUSED({"comment": "walked away"}),
         "invoice_now": E(True, lambda o, v, w: _final_invoice(o, w)),
-        "prorate": REFUSED(True),
+        # §3.5: the unused licensed time is credited on the final invoice (the metered usage is never prorated)
+        "prorate": E(True, lambda o, v, w: _final_invoice_credits(o, w), extra={"invoice_now": True}),
         "expand": EXPAND}),
     # --- invoices
     ("POST", "/v1/invoices/create_preview"): Walk(base=_none, params={
         "customer": E(_clocked_value("customer"), reflects("customer")),
         "subscription": E(_clocked_value("subscription"), reflects("parent.subscription_details.subscription"),
                           bad="sub_nope"),
+        # §4.6: the change decided on a copy of the book; always_invoice previews the invoice it makes at once
+        "subscription_details": E(_preview_details, lambda o, v, w: o["billing_reason"] == "subscription_update"
+                                  and o["lines"]["data"][1]["quantity"] == 3,
+                                  extra={"subscription": lambda w: w.cache["previewed"]}, bad={"colour": "red"}),
         "expand": EXPAND}),
     ("GET", "/v1/invoices"): Walk(base=_seed_lists, params={
         "customer": E(_clocked_value("customer"), every(lambda x, v: x["customer"] == v)),
@@ -512,7 +621,15 @@ WALKS: dict[tuple[str, str], Walk] = {
 
 async def _final_invoice(sub: dict, w) -> bool:
     """`invoice_now=true` bills the usage so far on a final invoice (5 units at 10 USD)."""
-    return sub["status"] == "canceled" and [i["total"] for i in await _invoices_of(w, sub["id"])] == [5000, 0]
+    return sub["status"] == "canceled" and [i["total"] for i in await _invoices_of(w, sub["id"])] == [5000, 1000]
+
+
+async def _final_invoice_credits(sub: dict, w) -> bool:
+    """`prorate=true` with `invoice_now=true`: the final invoice bills the usage and credits the licensed item's
+    unused time (10 USD × the share of the period left)."""
+    final = (await _invoices_of(w, sub["id"]))[0]
+    amounts = sorted(line["amount"] for line in final["lines"]["data"])
+    return sub["status"] == "canceled" and len(amounts) == 2 and -1000 <= amounts[0] < 0 and amounts[1] == 5000
 
 
 
@@ -535,6 +652,8 @@ async def _adjust_base(w):
     return {"event_name": "walk_tokens", "type": "cancel", "cancel": {"identifier": identifier}}
 
 
+WALKS.update(ITEM_WALKS)  # /v1/invoiceitems (tests/tally_api/invoice_item_walks.py)
+WALKS.update(subscription_item_walks(merged_metadata()))  # tests/tally_api/subscription_item_walks.py
 EFFECTS = {route: walk.params for route, walk in WALKS.items()}
 
 
@@ -564,6 +683,7 @@ GROUPS = {
     "meters": "/v1/billing/meters", "products": "/v1/products", "prices": "/v1/prices",
     "customers": "/v1/customers", "subscriptions": "/v1/subscriptions", "invoices": "/v1/invoices",
     "test_clocks": "/v1/test_helpers/test_clocks", "events": "/v1/events", "ingest": "meter_event",
+    "invoiceitems": "/v1/invoiceitems", "subscription_items": "/v1/subscription_items",
 }
 
 
@@ -579,12 +699,13 @@ async def test_every_parameter_does_what_stripe_documents_or_is_refused(world, g
 
 
 async def test_the_issues_three_offenders_are_refused_naming_their_parameter(world):
-    """Issue 8's examples, which answered 200 and did nothing: each is now a 400 that names what it refuses."""
+    """Issue 8's examples, which answered 200 and did nothing: each is now a 400 that names what it refuses, or
+    (issue 9) does what Stripe documents."""
     sub = await world.subscription()
     customer = sub["customer"]
     r = await world.api.post(f"/v1/subscriptions/{sub['id']}", data={"proration_behavior": "bogus"})
     assert (r.status_code, r.json()["error"]["param"]) == (400, "proration_behavior")
-    r = await world.api.request("DELETE", f"/v1/subscriptions/{sub['id']}", params={"prorate": "true"})
+    r = await world.api.request("DELETE", f"/v1/subscriptions/{sub['id']}", params={"prorate": "maybe"})
     assert (r.status_code, r.json()["error"]["param"]) == (400, "prorate")
     r = await world.api.get(f"/v1/customers/{customer}", params={"expand[]": "subscriptions"})
     assert r.status_code == 400

@@ -72,8 +72,9 @@ ROWS = [
      "event_name=tokens&payload[stripe_customer_id]=cus_1&payload[value]=５".encode(), FORM, 400,
      "payload[value]"),
     # our own additions
-    ("item-metadata-not-stored", "POST", "/v1/subscriptions",
-     b"customer={cus}&items[0][price]={price}&items[0][metadata][k]=v", FORM, 400, "items[0][metadata]"),
+    ("item-metadata-value-too-long", "POST", "/v1/subscriptions",
+     b"customer={cus}&items[0][price]={price}&items[0][metadata][k]=" + b"v" * 501, FORM, 400,
+     "items[0][metadata][k]"),
     ("control-char-in-id", "GET", "/v1/customers/cus_%01", b"", "", 400, "id"),
     ("300-char-id", "GET", "/v1/customers/cus_" + "x" * 300, b"", "", 400, "id"),
     ("2**63-json-number", "POST", "/v1/customers", b'{"balance": 9223372036854775808}', JSON, 400, "balance"),

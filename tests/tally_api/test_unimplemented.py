@@ -12,12 +12,11 @@ from tally_api.app import create_app
 
 
 @pytest.mark.parametrize("method, path", [
-    ("GET", "/v1/invoiceitems"),
     ("POST", "/v1/coupons"),
     ("POST", "/v1/checkout/sessions"),
-    ("GET", "/v1/customers/cus_1/balance_transactions"),
+    ("GET", "/v1/customers/cus_1/tax_ids"),
     ("GET", "/v1/payment_methods"),
-    ("GET", "/v1/subscription_items"),
+    ("GET", "/v1/subscription_schedules"),
     ("POST", "/v1/billing/alerts"),
     ("GET", "/v2/core/events"),
 ])

@@ -35,3 +35,25 @@ async def test_events_of_one_second_on_several_partitions_page_each_once(db_url)
         assert back == seen[:-1]
     finally:
         await pool.close()
+
+
+async def test_an_item_is_found_in_the_subscription_holding_it_now(db_url):
+    # /v1/subscription_items/{id}: the item lives inside its subscription's object (jsonb containment).
+    from tally_billing.queries import locate_item
+
+    def sub(account, sub_id, *items):
+        data = {"id": sub_id, "items": {"object": "list", "data": [{"id": i, "quantity": 1} for i in items]}}
+        return (account, sub_id, f"{account}:cus_1", "cus_1", "active", None, 100, orjson.dumps(data).decode())
+
+    pool = await open_pool(db_url)
+    try:
+        await pool.executemany("insert into billing_subscriptions (account, id, key, customer, status, test_clock, "
+                               "created, data) values ($1, $2, $3, $4, $5, $6, $7, $8)",
+                               [sub("acct_1", "sub_a", "si_1", "si_2"), sub("acct_1", "sub_b", "si_3"),
+                                sub("acct_2", "sub_c", "si_4")])
+        found = await locate_item(pool, "acct_1", "si_2")
+        assert (found[0]["id"], found[1]) == ("sub_a", "acct_1:cus_1")
+        assert await locate_item(pool, "acct_1", "si_4") is None  # another account's
+        assert await locate_item(pool, "acct_1", "si_") is None  # ids match whole, never as a prefix
+    finally:
+        await pool.close()

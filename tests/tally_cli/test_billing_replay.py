@@ -1,6 +1,8 @@
 """Replay and determinism of billing: 300 customers on 30 test clocks, 13 months of clock time, mixed prices
 (graduated and volume tiers, decimal amounts, transform_quantity, count and last meters, quarterly), month-end
-anchors, quantity changes, cancels, declined cards, credits and debts; on both log backends.
+anchors, cancels, declined cards, credits and debts, and every change of seed 004 (quantities, price swaps,
+item adds and removals, interval changes, `cancel_at`, all three proration behaviours, both billing modes,
+pending updates, proration dates, balance adjustments); on both log backends.
 
 Checks: (1) `replay_billing` rebuilds every billing projection row for row; (2) re-deciding every command
 into a scratch log gives exactly the logged events; (3) every metered line's quantity equals an independent
@@ -88,6 +90,8 @@ def subscription_params(rng: random.Random, prices: dict, customer: str) -> dict
             params[f"items[{i}][quantity]"] = str(rng.randint(0, 20))
     if rng.random() < 0.2:
         params["billing_cycle_anchor_config[day_of_month]"] = "31"
+    if rng.random() < 0.3:
+        params["billing_mode[type]"] = "classic"  # flexible is the default (§3.1); both modes run
     return params
 
 
@@ -147,19 +151,18 @@ class Workload:
             sub = await ok(await self.api.get(f"/v1/subscriptions/{sub['id']}"))
             if sub["status"] in ("canceled", "incomplete_expired"):
                 continue
-            action = self.rng.choice(["quantity", "cancel_at_period_end", "cancel_now", "pay", "void", "metadata"])
+            action = self.rng.choice(["quantity", "cancel_at_period_end", "cancel_now", "pay", "void", "metadata",
+                                      "swap", "add", "remove", "interval", "cancel_at"])
             seat = [it for it in sub["items"]["data"] if it["price"]["id"] == self.prices["seat"]]
-            if action == "quantity" and seat:
-                quantity = self.rng.randint(1, 30)
-                if quantity != seat[0]["quantity"]:
-                    # Without `proration_behavior=none` the worker refuses a change it would have to prorate:
-                    # a refusal in the log, which re-deciding must give again.
-                    r = await self.api.post(f"/v1/subscriptions/{sub['id']}", data={
-                        "items[0][id]": seat[0]["id"], "items[0][quantity]": str(quantity)})
-                    assert (r.status_code, r.json()["error"]["param"]) == (400, "proration_behavior"), r.text
-                await ok(await self.api.post(f"/v1/subscriptions/{sub['id']}", data={
-                    "items[0][id]": seat[0]["id"], "items[0][quantity]": str(quantity),
-                    "proration_behavior": "none"}))
+            change = self.change_params(action, sub, seat)
+            if change is not None:
+                r = await self.api.post(f"/v1/subscriptions/{sub['id']}", data=change)
+                # Refusals are in the log too, and re-deciding must give them again: a declined card with
+                # error_if_incomplete (402), an incomplete subscription (§3.6), a pending update in the way.
+                error = r.json().get("error", {})
+                assert r.status_code == 200 or (r.status_code == 402 and change.get("payment_behavior")
+                                                == "error_if_incomplete") or error.get("code") == \
+                    "subscription_incomplete" or "pending update" in error.get("message", ""), (change, r.text)
             elif action == "metadata":
                 # Stripe's metadata rule on both objects: keys merge, an empty value unsets one.
                 tier = self.rng.choice(["gold", "silver", ""])
@@ -169,10 +172,12 @@ class Workload:
                 cus = await ok(await self.api.post(f"/v1/customers/{sub['customer']}",
                                                    data={"metadata[seen]": str(n), "metadata[tier]": tier}))
                 assert cus["metadata"]["seen"] == str(n) and cus["metadata"].get("tier") == (tier or None)
-            elif action == "cancel_at_period_end":
+            elif action == "cancel_at_period_end" and not sub["cancel_at"]:
                 await ok(await self.api.post(f"/v1/subscriptions/{sub['id']}", data={"cancel_at_period_end": "true"}))
             elif action == "cancel_now":
-                await ok(await self.api.delete(f"/v1/subscriptions/{sub['id']}", params={"invoice_now": "true"}))
+                # §3.5, every combination of prorate and invoice_now
+                await ok(await self.api.delete(f"/v1/subscriptions/{sub['id']}", params={
+                    "invoice_now": self.rng.choice(["true", "false"]), "prorate": self.rng.choice(["true", "false"])}))
             elif action in ("pay", "void"):
                 inv = await ok(await self.api.get(f"/v1/invoices/{sub['latest_invoice']}"))
                 if inv["status"] == "open":
@@ -182,6 +187,76 @@ class Workload:
                         await ok(await self.api.post(f"/v1/invoices/{inv['id']}/pay"))
                     else:
                         await ok(await self.api.post(f"/v1/invoices/{inv['id']}/void"))
+        # The balance ledger (§4.7): a credit each round, its description edited every other round; the next
+        # invoices apply it. A generator of its own, so the changes above draw what they drew before.
+        ledger = random.Random(n)
+        cus = ledger.choice(self.subs)["customer"]
+        txn = await ok(await self.api.post(f"/v1/customers/{cus}/balance_transactions", data={
+            "amount": str(-ledger.randint(1, 5000)), "currency": "usd"}))
+        if n % 8 == 2:
+            await ok(await self.api.post(f"/v1/customers/{cus}/balance_transactions/{txn['id']}", data={
+                "description": f"round {n}", "metadata[round]": str(n)}))
+
+    def change_params(self, action: str, sub: dict, seat: list[dict]) -> dict | None:
+        """A subscription change of seed 004 (issue 9), with a random proration choice, billing period rule,
+        payment behaviour and proration date; None for the actions that are not subscription updates."""
+        rng, items = self.rng, sub["items"]["data"]
+        names = {v: k for k, v in self.prices.items()}
+        have = {names[it["price"]["id"]] for it in items}
+        monthly = ["license", "seat", "tokens_graduated", "calls_volume", "tokens_packs", "seats_peak"]
+        params: dict = {}
+        if action == "quantity" and seat:
+            params = {"items[0][id]": seat[0]["id"], "items[0][quantity]": str(rng.randint(0, 30))}
+        elif action == "swap":
+            # licensed ↔ licensed (prorated), metered ↔ metered (its usage so far settled in flexible mode)
+            item = rng.choice(items)
+            pool = [n for n in (["license", "seat"] if item["price"]["recurring"]["usage_type"] == "licensed"
+                                else ["tokens_graduated", "tokens_packs", "calls_volume", "seats_peak"])
+                    if n not in have and n != "quarterly"]
+            if not pool or "quarterly" in have:
+                return None
+            params = {"items[0][id]": item["id"], "items[0][price]": self.prices[rng.choice(pool)]}
+        elif action == "add":
+            pool = [n for n in monthly if n not in have]
+            if not pool or "quarterly" in have:
+                return None
+            name = rng.choice(pool)
+            params = {"items[0][price]": self.prices[name]}
+            if name == "seat":
+                params["items[0][quantity]"] = str(rng.randint(1, 9))
+        elif action == "remove":
+            if len(items) < 2:
+                return None
+            params = {"items[0][id]": rng.choice(items)["id"], "items[0][deleted]": "true"}
+        elif action == "interval":
+            # monthly ↔ quarterly: a different interval resets the period and invoices at once (§4.2)
+            params = {f"items[{i}][id]": it["id"] for i, it in enumerate(items)}
+            for i in range(len(items)):
+                params[f"items[{i}][deleted]"] = "true"
+            target = "license" if "quarterly" in have else "quarterly"
+            params[f"items[{len(items)}][price]"] = self.prices[target]
+        elif action == "cancel_at" and not sub["cancel_at_period_end"]:
+            end = sub["current_period_end"]
+            params = {"cancel_at": "" if sub["cancel_at"] else str(end - rng.randint(1, 10) * 86_400)}
+            if int(params["cancel_at"] or end) <= self.clock_of(sub):
+                return None
+        else:
+            return None
+        params["proration_behavior"] = rng.choice(["create_prorations", "create_prorations", "always_invoice",
+                                                   "none"])
+        if params["proration_behavior"] == "always_invoice" or action == "interval":
+            params["payment_behavior"] = rng.choice(["allow_incomplete", "allow_incomplete",
+                                                     "pending_if_incomplete", "error_if_incomplete"])
+        if rng.random() < 0.2 and params["proration_behavior"] != "none" and action != "cancel_at":
+            start, now = sub["current_period_start"], self.clock_of(sub)
+            params["proration_date"] = str(rng.randint(start, max(start, now)))
+        return params
+
+    def clock_of(self, sub: dict) -> int:
+        for clock in self.clocks:
+            if sub["customer"] in self.customers[clock["id"]]:
+                return clock["frozen_time"]
+        raise AssertionError(sub["customer"])
 
     async def run(self) -> None:
         await self.setup()
@@ -208,7 +283,8 @@ def minute(t: int) -> int:
 
 async def check_metered_lines(pool, workload: Workload) -> int:
     """Every metered line of the tokens meter bills the events of its period (minute rule) that were sent
-    before the invoice was finalized: usage reported late for an already finalized period is not billed.
+    before the invoice was finalized (or, for the usage of a metered price that left mid-period, before the
+    change): usage reported late for an already finalized period is not billed.
     (Changes happen at a clock time before the next step's usage is sent at that same time, hence `<`.)"""
     prices = {workload.prices["tokens_graduated"], workload.prices["tokens_packs"]}
     tokens: dict[str, list[tuple[int, Decimal, int]]] = {}  # customer → (timestamp, value, sent at)
@@ -223,6 +299,8 @@ async def check_metered_lines(pool, workload: Workload) -> int:
                 continue
             start, end = line["period"]["start"], line["period"]["end"]
             final = inv["status_transitions"]["finalized_at"]
+            if (line["parent"]["subscription_item_details"] or {}).get("invoice_item"):
+                final = end  # usage billed when its metered price left (flexible, §1.11): read at the change
             mine = [(t, v, sent) for t, v, sent in tokens.get(inv["customer"], ()) if start <= minute(t) < end]
             want = sum((v for _, v, sent in mine if sent < final), Decimal(0))
             if line["pricing"]["price_details"]["price"] == workload.prices["tokens_graduated"]:

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from ..errors import ResourceMissing
 from . import invoices as inv_
+from .balance_transactions import invoice_changes
 from .context import Run
 from .customers import Customer
 from .invoices import Invoice
@@ -32,10 +33,12 @@ def finalize(run: Run, inv: Invoice, at: int, *, collect: bool = True) -> None:
     """draft → open (or paid when nothing is due), late usage refreshed first (§1.10), then one attempt."""
     inv = refresh_usage(run, inv)
     cus = run.book.customers[inv.customer]
-    inv, balance = inv_.finalize(inv, customer_balance=cus.balance, now=at, number=_number(run, inv.customer))
+    inv, _ = inv_.finalize(inv, customer_balance=cus.balance, now=at, number=_number(run, inv.customer))
     inv = replace(inv, automatically_finalizes_at=None)
     run.save_invoice("invoice.finalized", inv, at)
-    run.set_balance(inv.customer, balance, at)
+    # §4.7/§6.5: the balance applied, then an amount due below the minimum carried to the balance: one ledger
+    # entry each (together they make the ending balance); the customer takes the invoice's currency if it has none.
+    run.change_balance(inv.customer, invoice_changes(inv.applied_balance, inv.too_small_amount), at, invoice=inv.id)
     if inv.status == "paid":
         run.save_invoice("invoice.paid", inv, at)
         after_payment(run, inv, at)
@@ -75,7 +78,10 @@ def attempt_collection(run: Run, inv: Invoice, at: int, payment_method: str | No
         failed = replace(failed, attempt_count=inv.attempt_count)
     run.save_invoice("invoice.payment_failed", failed, at)
     sub = run.subscription_of(inv)
-    if renewal and sub is not None and sub.latest_invoice == inv.id and sub.status in (S.ACTIVE, S.PAST_DUE):
+    waiting = sub is not None and sub.pending_update is not None and sub.pending_update.invoice == inv.id
+    # A pending update's invoice failing leaves the subscription as it was (§3.6 pending_if_incomplete).
+    if renewal and not waiting and sub is not None and sub.latest_invoice == inv.id and sub.status in (
+            S.ACTIVE, S.PAST_DUE):
         status = S.UNPAID if retry and later is None else S.PAST_DUE
         if status != sub.status:
             run.save_sub("customer.subscription.updated", replace(sub, status=status), sub, at)
@@ -83,8 +89,15 @@ def attempt_collection(run: Run, inv: Invoice, at: int, payment_method: str | No
 
 
 def after_payment(run: Run, inv: Invoice, at: int) -> None:
-    """Paying (or marking uncollectible) the latest invoice makes its subscription active again (§3.6)."""
+    """Paying (or marking uncollectible) the latest invoice makes its subscription active again (§3.6), and
+    paying a pending update's invoice applies the update (`customer.subscription.pending_update_applied`)."""
     sub = run.subscription_of(inv)
+    if sub is not None and sub.pending_update is not None and sub.pending_update.invoice == inv.id:
+        if inv.status == "paid":
+            applied = replace(sub.pending_update.subscription(), latest_invoice=inv.id, status=sub.status)
+            run.save_sub("customer.subscription.updated", applied, sub, at)
+            run.save_sub("customer.subscription.pending_update_applied", applied, sub, at)
+            sub = applied
     if sub is not None and sub.latest_invoice == inv.id and sub.status in REACTIVATES:
         run.save_sub("customer.subscription.updated", replace(sub, status=S.ACTIVE), sub, at)
 
@@ -95,4 +108,5 @@ def void(run: Run, inv: Invoice, at: int) -> None:
     run.save_invoice("invoice.voided", voided, at)
     back = inv_.unapplied_balance(voided)
     if back:
-        run.set_balance(inv.customer, run.book.customers[inv.customer].balance + back, at)
+        run.set_balance(inv.customer, run.book.customers[inv.customer].balance + back, at,
+                        type="unapplied_from_invoice", invoice=inv.id)

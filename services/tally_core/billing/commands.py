@@ -30,7 +30,7 @@ from ..errors import invalid
 from ..strings import ASCII_INTEGER, MAX_TIMESTAMP, MIN_TIMESTAMP
 from . import params as p
 from .edge import validate
-from .subscriptions import PAYMENT_BEHAVIORS, PRORATION_BEHAVIORS
+from .subscriptions import BILLING_MODES, PAYMENT_BEHAVIORS, PRORATION_BEHAVIORS, UPDATE_PAYMENT_BEHAVIORS
 
 VERSION = 1
 
@@ -112,6 +112,11 @@ class CustomerUpdateParams(_CustomerParams):
 class SubscriptionItemCreate(Params):
     price: str
     quantity: Quantity | None = None  # absent: 1 for a licensed price, usage for a metered one
+    metadata: Metadata | None = None
+
+
+class BillingMode(Params):
+    type: Literal[BILLING_MODES]
 
 
 class AnchorConfig(Params):
@@ -128,15 +133,19 @@ class SubscriptionCreateParams(Params):
     payment_behavior: Literal[PAYMENT_BEHAVIORS] = None
     collection_method: Literal["charge_automatically"] = None
     proration_behavior: ProrationBehavior = None
+    billing_mode: BillingMode = None
+    cancel_at: Timestamp = None
 
 
 class SubscriptionItemUpdate(Params):
-    id: str
+    id: str | None = None  # absent: a new item (seed 004: "omitting the id adds a new item")
     quantity: Quantity | None = None
     price: str | None = None
-    # Any non-empty `deleted` is refused by the worker today (removing comes with proration), `false` too:
-    # its value is the truth of what was sent, so `deleted=false` keeps being refused.
+    # Records written before the models carry the raw form value, and `deleted` was read as its truth then
+    # (any non-empty value, `false` too, was refused): `from_wire` keeps that reading for them.
     deleted: bool = None
+    clear_usage: bool = None
+    metadata: Metadata | None = None
 
     @classmethod
     def from_wire(cls, params: dict) -> dict:
@@ -149,8 +158,12 @@ class SubscriptionItemUpdate(Params):
 class SubscriptionUpdateParams(Params):
     items: tuple[SubscriptionItemUpdate, ...] | None = None
     cancel_at_period_end: bool = None
+    cancel_at: Timestamp | None = None  # sent empty: cleared
     metadata: Metadata | None = None
     proration_behavior: ProrationBehavior = None
+    proration_date: Timestamp = None
+    payment_behavior: Literal[UPDATE_PAYMENT_BEHAVIORS] = None
+    billing_cycle_anchor: Literal["now", "unchanged"] = None
 
 
 class SubscriptionCancelParams(Params):
@@ -167,6 +180,53 @@ class InvoicePayParams(Params):
     payment_method: str | None = None
     paid_out_of_band: bool | None = None
     off_session: Unread = None
+
+
+class BalanceTransactionCreateParams(Params):
+    """`POST /v1/customers/{id}/balance_transactions`: an `adjustment` (§4.7); object_id is the customer."""
+
+    amount: Balance
+    currency: str
+    description: str | None = None
+    metadata: Metadata | None = None
+
+
+class BalanceTransactionUpdateParams(Params):
+    """`POST /v1/customers/{id}/balance_transactions/{txn}`: only these two change (§4.7); object_id: the txn."""
+
+    description: str | None = None
+    metadata: Metadata | None = None
+
+
+class ItemPeriod(Params):
+    start: Timestamp
+    end: Timestamp
+
+
+ItemAmount = Annotated[int, Field(ge=-p.MAX_UNIT_AMOUNT, le=p.MAX_UNIT_AMOUNT,
+                                  description="minor units; negative is a credit")]
+
+
+class InvoiceItemUpdateParams(Params):
+    """`POST /v1/invoiceitems/{id}` (invoice_item_edge.py): one of amount, price, unit_amount_decimal."""
+
+    amount: ItemAmount = None
+    price: str = None
+    unit_amount_decimal: Annotated[str, Field(description="minor units, at most 12 decimal places")] = None
+    quantity: Quantity = None
+    description: str | None = None
+    metadata: Metadata | None = None
+    period: ItemPeriod = None
+    discountable: bool = None
+
+
+class InvoiceItemCreateParams(InvoiceItemUpdateParams):
+    """`POST /v1/invoiceitems`; `invoice`: onto that draft at once, else pending (`subscription`: its next)."""
+
+    customer: str
+    currency: str = None
+    subscription: str = None
+    invoice: str = None
 
 
 class TestClockCreateParams(Params):
@@ -191,6 +251,10 @@ PARAMS: dict[str, type[Params]] = {
     "invoice.mark_uncollectible": NoParams,
     "test_clock.create": TestClockCreateParams, "test_clock.advance": TestClockAdvanceParams,
     "test_clock.delete": NoParams, "tick": NoParams,
+    "customer.balance_transaction.create": BalanceTransactionCreateParams,
+    "customer.balance_transaction.update": BalanceTransactionUpdateParams,
+    "invoiceitem.create": InvoiceItemCreateParams, "invoiceitem.update": InvoiceItemUpdateParams,
+    "invoiceitem.delete": NoParams,
 }
 
 
@@ -241,7 +305,7 @@ CustomerDelete = _command("customer.delete", NoParams, "CustomerDelete", "DELETE
 SubscriptionCreate = _command("subscription.create", SubscriptionCreateParams, "SubscriptionCreate",
                               "POST /v1/subscriptions", prices=_PRICES)
 SubscriptionUpdate = _command("subscription.update", SubscriptionUpdateParams, "SubscriptionUpdate",
-                              "POST /v1/subscriptions/{id}")
+                              "POST /v1/subscriptions/{id} (and /v1/subscription_items)", prices=_PRICES)
 SubscriptionCancel = _command("subscription.cancel", SubscriptionCancelParams, "SubscriptionCancel",
                               "DELETE /v1/subscriptions/{id}")
 InvoiceFinalize = _command("invoice.finalize", InvoiceFinalizeParams, "InvoiceFinalize",
@@ -254,15 +318,27 @@ TestClockCreate = _command("test_clock.create", TestClockCreateParams, "TestCloc
                            "POST /v1/test_helpers/test_clocks")
 TestClockAdvance = _command("test_clock.advance", TestClockAdvanceParams, "TestClockAdvance",
                             "POST /v1/test_helpers/test_clocks/{id}/advance")
+BalanceTransactionCreate = _command("customer.balance_transaction.create", BalanceTransactionCreateParams,
+                                    "BalanceTransactionCreate", "POST /v1/customers/{id}/balance_transactions")
+BalanceTransactionUpdate = _command("customer.balance_transaction.update", BalanceTransactionUpdateParams,
+                                    "BalanceTransactionUpdate",
+                                    "POST /v1/customers/{id}/balance_transactions/{transaction}")
 TestClockDelete = _command("test_clock.delete", NoParams, "TestClockDelete",
                            "DELETE /v1/test_helpers/test_clocks/{id}")
 Tick = _command("tick", NoParams, "Tick", "Time for every book of partition N (off test clocks) up to `at`; "
                 "written by the ticker, for no account.", account=(None, None))
+# The invoice item's key is its customer's (or the customer's clock's); `prices` pins the named price.
+InvoiceItemCreate = _command("invoiceitem.create", InvoiceItemCreateParams, "InvoiceItemCreate",
+                             "POST /v1/invoiceitems", prices=_PRICES)
+InvoiceItemUpdate = _command("invoiceitem.update", InvoiceItemUpdateParams, "InvoiceItemUpdate",
+                             "POST /v1/invoiceitems/{id}", prices=_PRICES)
+InvoiceItemDelete = _command("invoiceitem.delete", NoParams, "InvoiceItemDelete", "DELETE /v1/invoiceitems/{id}")
 
 COMMANDS: dict[str, type[Command]] = {c.model_fields["type"].annotation.__args__[0]: c for c in (
     CustomerCreate, CustomerUpdate, CustomerDelete, SubscriptionCreate, SubscriptionUpdate, SubscriptionCancel,
     InvoiceFinalize, InvoicePay, InvoiceVoid, InvoiceMarkUncollectible, TestClockCreate, TestClockAdvance,
-    TestClockDelete, Tick)}
+    TestClockDelete, Tick, BalanceTransactionCreate, BalanceTransactionUpdate,
+    InvoiceItemCreate, InvoiceItemUpdate, InvoiceItemDelete)}
 AnyCommand = Annotated[Union[tuple(COMMANDS.values())], Field(discriminator="type")]
 COMMAND = TypeAdapter(AnyCommand, config=ConfigDict(defer_build=True))
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Callable
 
 from ..errors import ApiError, ResourceMissing, missing_reference
 from . import invoices as inv_
+from .balance_transactions import BALANCE_TRANSACTION, BalanceTransaction, entries
 from .book import USAGE_OBSERVED, Book, apply
-from .customers import Customer
+from .customers import DEFAULT_CURRENCY, Customer
 from .invoices import Invoice
 from .payments import PaymentOutcome
 from .subscriptions import Subscription
@@ -80,7 +81,9 @@ class Run:
             chars.append(_ALPHABET[r])
         return f"{prefix}_{''.join(chars)}"
 
-    def emit(self, kind: str, obj: dict, created: int, previous: dict | None = None) -> None:
+    def emit(self, kind: str, obj: dict, created: int, previous: dict | None = None, *,
+             state: dict | None = None) -> None:
+        """`state`: tally's bookkeeping beside the Stripe object (Subscription.state), never on /v1/events."""
         data = {"object": obj}
         if previous:
             data["previous_attributes"] = previous
@@ -91,6 +94,8 @@ class Run:
             "request": self.request if self.caused else {"id": None, "idempotency_key": None},
             "account": self.book.account, "key": self.book.key, "command": self.command.id,
         }
+        if state is not None:
+            event["state"] = state
         self.events.append(event)
         self.book = apply(self.book, event)
 
@@ -129,15 +134,45 @@ class Run:
         return self.book.subscriptions.get(inv.subscription) if inv.subscription else None
 
     def save_sub(self, kind: str, new: Subscription, old: Subscription | None, at: int) -> None:
-        self.emit(kind, new.to_stripe(), at, changed(old.to_stripe(), new.to_stripe()) if old else None)
+        obj = new.to_stripe()
+        self.emit(kind, obj, at, changed(old.to_stripe(), obj) if old else None, state=new.state())
 
     def save_invoice(self, kind: str, inv: Invoice, at: int) -> None:
         self.emit(kind, inv_.to_stripe(inv), at)
 
-    def set_balance(self, customer_id: str, balance: int, at: int) -> None:
+    def set_balance(self, customer_id: str, balance: int, at: int, *, type: str, invoice: str | None = None,
+                    currency: str | None = None) -> None:
+        """The customer's balance becomes `balance` by one ledger entry of `type` (balance_transactions.py)."""
+        self.change_balance(customer_id, [(type, balance - self.book.customers[customer_id].balance)], at,
+                            invoice=invoice, currency=currency)
+
+    def change_balance(self, customer_id: str, changes: list[tuple[str, int]], at: int, *,
+                       invoice: str | None = None, currency: str | None = None, description: str | None = None,
+                       metadata: dict | None = None) -> list[BalanceTransaction]:
+        """Every balance change (§4.7): one `tally.balance_transaction` record per non-zero (type, amount),
+        each with its running ending_balance, then one `customer.updated` (previous_attributes: balance, and
+        currency when this gives the customer its first). `currency`: the entries' (default: the invoice's,
+        else the customer's); a customer without one takes it."""
         cus = self.book.customers[customer_id]
-        if cus.balance != balance:
-            self.emit("customer.updated", replace(cus, balance=balance).to_stripe(), at, {"balance": cus.balance})
+        if currency is None:
+            currency = self.book.invoices[invoice].currency if invoice else cus.currency or DEFAULT_CURRENCY
+        txns = self.record_entries(customer_id, cus.balance, changes, at, currency=currency, invoice=invoice,
+                                   description=description, metadata=metadata)
+        new = replace(cus, balance=txns[-1].ending_balance if txns else cus.balance,
+                      currency=cus.currency or currency)
+        if new != cus:
+            self.emit("customer.updated", new.to_stripe(), at, changed(cus.to_stripe(), new.to_stripe()))
+        return txns
+
+    def record_entries(self, customer_id: str, balance: int, changes: list[tuple[str, int]], at: int, *,
+                       currency: str, invoice: str | None = None, description: str | None = None,
+                       metadata: dict | None = None) -> list[BalanceTransaction]:
+        """Only the ledger's records of `changes` from `balance` on (the caller saves the customer)."""
+        txns = entries(customer_id, balance, changes, new_id=lambda: self.new_id("cbtxn"), currency=currency,
+                       created=at, invoice=invoice, description=description, metadata=metadata)
+        for txn in txns:
+            self.emit(BALANCE_TRANSACTION, txn.to_stripe(), at)
+        return txns
 
 
 def _missing(kind: str, id_: str, param: str) -> ResourceMissing:

@@ -13,6 +13,9 @@ _CREATE = {"email", "name", "description", "address", "metadata", "balance", "te
            "invoice_settings", "phone", "expand"}
 _UPDATE = _CREATE - {"test_clock"}
 _ADDRESS = {"line1", "line2", "city", "state", "postal_code", "country"}
+# A balance set on a customer without a currency is in the account's default currency (tally's accounts: USD),
+# as tally always showed it; a balance transaction or an invoice sets the currency otherwise (§4.7).
+DEFAULT_CURRENCY = "usd"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,8 @@ class Customer:
     address: Mapping[str, str] | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     balance: int = 0  # Stripe's sign: negative is credit owed to the customer, positive is owed by them
+    # Set once, by the first balance transaction or finalized invoice (§4.7: the balance is in this currency).
+    currency: str | None = None
     test_clock: str | None = None
     default_payment_method: str | None = None
     deleted: bool = False
@@ -36,7 +41,7 @@ class Customer:
             return {"id": self.id, "object": "customer", "deleted": True}
         return {
             "id": self.id, "object": "customer", "address": dict(self.address) if self.address else None,
-            "balance": self.balance, "created": self.created, "currency": "usd" if self.balance else None,
+            "balance": self.balance, "created": self.created, "currency": self.currency,
             "description": self.description, "email": self.email, "livemode": False,
             "metadata": dict(self.metadata), "name": self.name, "phone": self.phone, "test_clock": self.test_clock,
             "invoice_settings": {"default_payment_method": self.default_payment_method},
@@ -49,7 +54,8 @@ class Customer:
         return cls(
             id=obj["id"], account=account, created=obj["created"], email=obj.get("email"), name=obj.get("name"),
             description=obj.get("description"), phone=obj.get("phone"), address=obj.get("address"),
-            metadata=dict(obj.get("metadata") or {}), balance=obj["balance"], test_clock=obj.get("test_clock"),
+            metadata=dict(obj.get("metadata") or {}), balance=obj["balance"], currency=obj.get("currency"),
+            test_clock=obj.get("test_clock"),
             default_payment_method=(obj.get("invoice_settings") or {}).get("default_payment_method"),
         )
 
@@ -97,6 +103,8 @@ def create_customer(values: dict, *, id: str, account: str, now: int, test_clock
     created = test_clock_time if clock is not None and test_clock_time is not None else now
     fields = {k: v for k, v in values.items() if k != "test_clock"}
     fields["metadata"] = _metadata.check(values.get("metadata"))  # `metadata[k]=` on a create sets nothing
+    if fields.get("balance"):
+        fields["currency"] = DEFAULT_CURRENCY
     return Customer(id=id, account=account, created=created, test_clock=clock, **fields)
 
 
@@ -106,4 +114,6 @@ def update_customer(customer: Customer, values: dict) -> Customer:
     fields = {k: v for k, v in values.items() if k != "metadata"}
     if "metadata" in values:
         fields["metadata"] = _metadata.merge(customer.metadata, values["metadata"])
+    if fields.get("balance") and customer.currency is None:
+        fields["currency"] = DEFAULT_CURRENCY
     return replace(customer, **fields)

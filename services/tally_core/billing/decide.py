@@ -21,10 +21,12 @@ from .advance import advance
 from .book import USAGE_OBSERVED, Book
 from .context import DEFAULT_GRACE, MAX_GRACE, Decision, Run, UsageReader, command_time  # noqa: F401
 from .edge import InvalidCommand, validate
+from .handlers.balance import balance_transaction_create, balance_transaction_update
+from .handlers.changes import subscription_update
 from .handlers.customers import customer_create, customer_delete, customer_update
-from .handlers.invoices import preview  # noqa: F401  (the API's import)
+from .handlers.invoice_items import invoiceitem_create, invoiceitem_delete, invoiceitem_update
 from .handlers.invoices import invoice_finalize, invoice_mark_uncollectible, invoice_pay, invoice_void
-from .handlers.subscriptions import subscription_cancel, subscription_create, subscription_update
+from .handlers.subscriptions import subscription_cancel, subscription_create
 from .handlers.test_clocks import clock_advance, clock_create, clock_delete
 from .schedule import usage_needs  # noqa: F401  (the worker's import)
 
@@ -35,6 +37,10 @@ HANDLERS: dict[str, Callable[[Run, int], dict]] = {
     "invoice.finalize": invoice_finalize, "invoice.pay": invoice_pay, "invoice.void": invoice_void,
     "invoice.mark_uncollectible": invoice_mark_uncollectible,
     "test_clock.create": clock_create, "test_clock.advance": clock_advance, "test_clock.delete": clock_delete,
+    "customer.balance_transaction.create": balance_transaction_create,
+    "customer.balance_transaction.update": balance_transaction_update,
+    "invoiceitem.create": invoiceitem_create, "invoiceitem.update": invoiceitem_update,
+    "invoiceitem.delete": invoiceitem_delete,
 }
 
 

@@ -49,7 +49,7 @@ class InvoiceLine:
 
     id: str
     subscription_item: str | None
-    price_id: str
+    price_id: str | None           # None: an invoice item of a bare amount
     description: str | None
     quantity: int                  # Stripe: "integer format, with any decimal precision truncated"
     quantity_decimal: Decimal
@@ -305,13 +305,23 @@ def _line_to_stripe(line: InvoiceLine, invoice: Invoice) -> dict:
         "quantity": line.quantity, "quantity_decimal": _text(line.quantity_decimal),
         "pricing": {"type": "price_details", "price_details": {"price": line.price_id, "product": line.product},
                     "unit_amount_decimal": _text(line.unit_amount_decimal)},
-        "parent": {"type": "subscription_item_details", "invoice_item_details": None, "subscription_item_details": {
-            "subscription": invoice.subscription, "subscription_item": line.subscription_item,
-            "invoice_item": line.invoice_item, "proration": line.proration, "proration_details": {
-                "credited_items": None}}},
+        "parent": _parent(line, invoice),
         "pretax_credit_amounts": [], "taxes": _taxes_to_stripe(line.taxes) if line.taxes else [],
         "subscription": invoice.subscription,
     }
+
+
+def _parent(line: InvoiceLine, invoice: Invoice) -> dict:
+    """§6.4: a line of a subscription item (its cycle line or its proration) has `subscription_item_details`;
+    an invoice item that is no subscription item's has `invoice_item_details`."""
+    if line.subscription_item is None and line.invoice_item is not None:
+        return {"type": "invoice_item_details", "subscription_item_details": None, "invoice_item_details": {
+            "invoice_item": line.invoice_item, "proration": line.proration, "proration_details": {
+                "credited_items": None}, "subscription": invoice.subscription}}
+    return {"type": "subscription_item_details", "invoice_item_details": None, "subscription_item_details": {
+        "subscription": invoice.subscription, "subscription_item": line.subscription_item,
+        "invoice_item": line.invoice_item, "proration": line.proration, "proration_details": {
+            "credited_items": None}}}
 
 
 # The wire forms below are on every event's path (each invoice is rendered and folded many times): the empty
@@ -388,7 +398,7 @@ def _dec(text: str | None) -> Decimal | None:
 
 
 def _line_from_stripe(obj: dict) -> InvoiceLine:
-    details = obj["parent"]["subscription_item_details"] or {}
+    details = obj["parent"]["subscription_item_details"] or obj["parent"].get("invoice_item_details") or {}
     pricing = obj["pricing"]
     return InvoiceLine(
         id=obj["id"], subscription_item=details.get("subscription_item"),

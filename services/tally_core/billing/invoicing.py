@@ -6,7 +6,9 @@ Renewal (advance.py), the subscription's first invoice and cancel with `invoice_
 
 1. specs (this module): what to bill. Licensed items in advance for the new period, metered items in arrears
    for the ended one (§6.6, A.5 step 1); a partial first period's amount comes from proration.py (A.4).
-   Pending invoice items will come first here (A.5 step 1, invoice_items.py).
+   Pending invoice items (prorations included) come first, newest first (`pending_lines`, §4.4: "pending
+   invoice items (including prorations) in reverse chronological order, (2) subscription items in reverse
+   chronological order, and (3) invoice items added after invoice creation in chronological order").
 2. lines (`invoices.build_lines`): each spec priced (A.2), in the caller's order.
 3. discounts (discounts.py, A.5 step 2).
 4. tax (tax.py, A.5 step 3).
@@ -20,12 +22,14 @@ the determinism of re-decided events depends on it.
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 from typing import Callable, Iterable
 
 from . import discounts, invoices as inv_, tax
 from .context import Run
+from .invoice_items import InvoiceItem
 from .invoices import BillingReason, DiscountAmount, Invoice, InvoiceLine, LineSpec, TaxAmount
-from .proration import prorated_amount
+from .proration import prorated_amount, share
 from .subscriptions import Item, Subscription
 
 DiscountStage = Callable[[Iterable[InvoiceLine]], tuple[tuple[InvoiceLine, ...], tuple[DiscountAmount, ...]]]
@@ -55,14 +59,56 @@ def cycle_specs(run: Run, sub: Subscription, new: Subscription, *, licensed: boo
     """A period ends (§6.6): metered items for the ended period of `sub`, licensed items for `new`'s period
     (left out when `licensed` is false: a subscription ending at period end bills only its last usage)."""
     start, end = sub.current_period_start, sub.current_period_end
-    return [metered_spec(run, sub, it, start, end, run.new_id("il")) if it.metered
-            else licensed_spec(run, it, new.current_period_start, new.current_period_end)
-            for it in new.items if it.metered or licensed]
+    # A period cut short by `cancel_at` bills its share of the full one (§3.5: "final invoice subtotal … 60 USD").
+    cut = new.current_period_end < new.boundary_after(new.current_period_start)
+    factor = share(new, new.current_period_start, new.current_period_end) if cut else None
+    # A metered item bills the ended period from when its price came in (`since` of the ended period's item).
+    ended = {it.id: it for it in sub.items}
+    return [metered_spec(run, sub, it, usage_start(ended.get(it.id, it), start), end, run.new_id("il"))
+            if it.metered else licensed_spec(run, it, new.current_period_start, new.current_period_end,
+                                             factor=factor)
+            for it in newest_first(new.items) if it.metered or licensed]
+
+
+def newest_first(items: Iterable[Item]) -> list[Item]:
+    """Subscription items "in reverse chronological order" (§4.4); items added together keep their order."""
+    return sorted(items, key=lambda it: -it.created)
+
+
+def usage_start(item: Item, period_start: int) -> int:
+    """A metered item counts usage from the period's start, or from when its price came in (§1.11)."""
+    return period_start if item.since is None else max(item.since, period_start)
 
 
 def usage_specs(run: Run, sub: Subscription, start: int, end: int) -> list[LineSpec]:
     """The metered items' usage over [start, end) (a final invoice at cancel, §1.10)."""
-    return [metered_spec(run, sub, it, start, end, run.new_id("il")) for it in sub.items if it.metered]
+    return [metered_spec(run, sub, it, usage_start(it, start), end, run.new_id("il"))
+            for it in newest_first(sub.items) if it.metered]
+
+
+def item_line(run: Run, item: InvoiceItem) -> InvoiceLine:
+    """An invoice item as an invoice line: its amount is fixed when the item is made (a proration's at the
+    change, §4.4), so nothing is priced again."""
+    return InvoiceLine(
+        id=run.new_id("il"), subscription_item=item.subscription_item, price_id=item.price_id,
+        description=item.description, quantity=item.quantity,
+        quantity_decimal=Decimal(item.quantity) if item.quantity_decimal is None else item.quantity_decimal,
+        amount=item.amount, period_start=item.period_start, period_end=item.period_end, proration=item.proration,
+        product=item.product, unit_amount_decimal=getattr(item, "unit_amount_decimal", None),
+        invoice_item=item.id)
+
+
+def pending_for(run: Run, sub: Subscription) -> list[InvoiceItem]:
+    """The pending items the subscription's next invoice takes: its own, and the customer's that belong to no
+    subscription, in its currency; newest first (items of one moment keep the order they were made in)."""
+    items = [it for it in run.book.pending_items.values()
+             if it.customer == sub.customer and it.currency == sub.currency
+             and (it.subscription == sub.id or it.subscription is None)]
+    return sorted(items, key=lambda it: -it.date)
+
+
+def pending_lines(run: Run, sub: Subscription) -> list[InvoiceLine]:
+    return [item_line(run, it) for it in pending_for(run, sub)]
 
 
 # --- 2.–6. lines, discounts, tax, totals, balance ------------------------------------------------------------
@@ -77,14 +123,21 @@ def assemble(invoice: Invoice, lines: Iterable[InvoiceLine], *, customer_balance
 
 
 def draft(run: Run, sub: Subscription, specs: list[LineSpec], *, reason: BillingReason | str, at: int, start: int,
-          end: int, finalizes_at: int | None, auto_advance: bool = True) -> Invoice:
-    """A new draft of `sub` billing `specs`, priced through the whole pipeline."""
+          end: int, finalizes_at: int | None, auto_advance: bool = True,
+          pending: list[InvoiceLine] = ()) -> Invoice:
+    """A new draft of `sub`: the `pending` item lines first, then `specs`, priced through the whole pipeline."""
     cus = run.book.customers[sub.customer]
     empty = inv_.draft(id=run.new_id("in"), customer=sub.customer, currency=sub.currency, billing_reason=reason,
                        created=at, period_start=start, period_end=end, subscription=sub.id,
                        customer_balance=cus.balance, auto_advance=auto_advance)
-    inv = assemble(empty, inv_.build_lines(specs), customer_balance=cus.balance)
+    inv = assemble(empty, (*pending, *inv_.build_lines(specs)), customer_balance=cus.balance)
     return replace(inv, automatically_finalizes_at=finalizes_at)
+
+
+def add_items(run: Run, inv: Invoice, items: Iterable[InvoiceItem]) -> Invoice:
+    """A draft with invoice items appended, "in chronological order" after its own lines (§4.4), re-priced."""
+    lines = (*inv.lines, *(item_line(run, it) for it in sorted(items, key=lambda it: it.date)))
+    return assemble(inv, lines, customer_balance=run.book.customers[inv.customer].balance)
 
 
 def refresh_usage(run: Run, inv: Invoice) -> Invoice:
@@ -93,9 +146,13 @@ def refresh_usage(run: Run, inv: Invoice) -> Invoice:
     if sub is None:
         return inv
     metered = {it.id: it for it in sub.items if it.metered}
-    if not any(line.subscription_item in metered for line in inv.lines):
+    # An invoice item's line (a proration, or usage billed when a metered price left) is fixed when it is made.
+    # A price swapped in since the draft was made bills from the swap on, never the period before it.
+    usage = [line for line in inv.lines if line.subscription_item in metered and line.invoice_item is None
+             and metered[line.subscription_item].price.id == line.price_id]
+    if not usage:
         return inv
-    fresh = [line if line.subscription_item not in metered else inv_.build_lines([metered_spec(
+    fresh = [line if line not in usage else inv_.build_lines([metered_spec(
         run, sub, metered[line.subscription_item], line.period_start, line.period_end, line.id)])[0]
         for line in inv.lines]
     return assemble(inv, fresh, customer_balance=run.book.customers[inv.customer].balance)

@@ -24,7 +24,9 @@ import orjson
 
 from ..codec import _default
 from ..errors import ApiError
+from .balance_transactions import BALANCE_TRANSACTION
 from .book import USAGE_OBSERVED, Book
+from .invoice_items import UPDATED as INVOICEITEM_UPDATED
 from .context import VERSION
 from .decide import decide
 from .schedule import due_at
@@ -32,7 +34,7 @@ from .schedule import due_at
 # (account, meter, customer, start, end) → the meter's aggregated value over [start, end)
 AccountUsage = Callable[[str, str, str, int, int], Decimal]
 COMMAND_FAILED = "tally.command_failed"  # internal record: a decision that raised (never on /v1/events)
-INTERNAL = (USAGE_OBSERVED, COMMAND_FAILED)
+INTERNAL = (USAGE_OBSERVED, COMMAND_FAILED, BALANCE_TRANSACTION, INVOICEITEM_UPDATED)
 STUCK_RETRY = 3600
 MAX_ERROR = 500
 
@@ -130,7 +132,8 @@ class Ledger:
                          option=orjson.OPT_STRICT_INTEGER)
         except Exception as exc:  # noqa: BLE001 - one command's failure is that command's, see the docstring
             return self._failed(book, partition, command, reads, exc), None
-        if book.key in self.stuck and any(e["type"] not in INTERNAL for e in d.events):
+        # Any record but these two changes the book (internal ones too), as store.py's billing_stuck reads them.
+        if book.key in self.stuck and any(e["type"] not in (USAGE_OBSERVED, COMMAND_FAILED) for e in d.events):
             del self.stuck[book.key]
         self.put(d.book, partition)
         return d.events, d

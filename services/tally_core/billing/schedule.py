@@ -1,7 +1,8 @@
 """One schedule of what is due in a book: the only place that says when time next changes something.
 
-Time acts on a book in four ways, each at the moment it falls due:
-- a subscription's period ends: it renews, or ends when `cancel_at_period_end` (§3.5, §6.6);
+Time acts on a book in five ways, each at the moment it falls due:
+- a subscription's period ends: it renews, or ends when `cancel_at_period_end` or `cancel_at` (§3.5, §6.6);
+- a pending update waits 23 hours for its invoice to be paid, then expires (§3.6);
 - an `incomplete` subscription's first invoice stays unpaid 23 hours: `incomplete_expired` (§3.6);
 - a cycle draft's grace period ends: it finalizes, late usage included (§1.10);
 - an open invoice reaches `next_payment_attempt`: payment is retried (§3.6).
@@ -22,8 +23,10 @@ from .invoices import Invoice
 from .subscriptions import RENEWING, Subscription, SubscriptionStatus as S
 
 INCOMPLETE_EXPIRES = 23 * 3600  # "If the first invoice is not paid within 23 hours … incomplete_expired" (§3.6)
+# A pending update "expires 23 hours" after it is made, like an incomplete first invoice (seed 004, §3.6).
+PENDING_EXPIRES = 23 * 3600
 
-Kind = Literal["renewal", "incomplete_expiry", "draft_finalization", "payment_retry"]
+Kind = Literal["renewal", "incomplete_expiry", "pending_update_expiry", "draft_finalization", "payment_retry"]
 INVOICE_KINDS = ("draft_finalization", "payment_retry")
 
 
@@ -37,6 +40,8 @@ class Due:
 
 
 def subscription_due(sub: Subscription) -> Due | None:
+    if sub.pending_update is not None and sub.pending_update.expires_at < sub.current_period_end:
+        return Due(sub.pending_update.expires_at, "pending_update_expiry", sub.id)
     if sub.status in RENEWING:
         return Due(sub.current_period_end, "renewal", sub.id)
     if sub.status == S.INCOMPLETE:
@@ -93,8 +98,9 @@ def usage_needs(book: Book, at: int) -> set[tuple[str, str, int, int]]:
         if due.kind == "renewal":
             sub = book.subscriptions[due.id]
             # A renewal bills the ended period's metered usage in arrears (§6.6).
-            needs.update((it.price.recurring.meter, sub.customer, sub.current_period_start, sub.current_period_end)
-                         for it in sub.items if it.metered)
+            start = sub.current_period_start
+            needs.update((it.price.recurring.meter, sub.customer, max(it.since or start, start),
+                          sub.current_period_end) for it in sub.items if it.metered)
         elif due.kind == "draft_finalization":
             inv = book.invoices[due.id]
             sub = book.subscriptions.get(inv.subscription) if inv.subscription else None
@@ -103,5 +109,5 @@ def usage_needs(book: Book, at: int) -> set[tuple[str, str, int, int]]:
             # Finalization re-reads the metered lines' usage: late usage counts until then (§1.10).
             meters = {it.id: it.price.recurring.meter for it in sub.items if it.metered}
             needs.update((meters[line.subscription_item], inv.customer, line.period_start, line.period_end)
-                         for line in inv.lines if line.subscription_item in meters)
+                         for line in inv.lines if line.subscription_item in meters and line.invoice_item is None)
     return needs

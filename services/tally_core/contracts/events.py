@@ -123,6 +123,9 @@ class BillingEvent(Envelope):
     command: str
     command_offset: Annotated[tuple[int, int], Field(description="(partition, offset) of the command; the "
                                                                  "worker adds it when it writes")] = None
+    state: Annotated[dict[str, Any], Field(description="a subscription event's tally bookkeeping beside the "
+                                                       "Stripe object (metered usage windows, what each item was "
+                                                       "billed, a pending update); never on /v1/events")] = None
 
 
 class Observed(Record):

@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 
 from tally_core.billing.book import USAGE_OBSERVED, Book, apply, from_objects, to_json
-from tally_core.billing.decide import decide, preview
+from tally_core.billing.decide import decide
+from tally_core.billing.previews import preview
 from tally_core.billing.prices import create_price
 from tally_core.billing.schedule import due_at
 
@@ -132,12 +133,13 @@ def test_incomplete_expires_after_23_hours():
     assert c.book.invoices[sub["latest_invoice"]].status == "void"
 
 
-def test_quantity_change_applies_from_next_period():
+def test_quantity_change_with_none_shows_at_once_and_bills_in_full_from_the_next_period():
     c, _ = seed_000()
     c.send("subscription.update", "sub_1", {"proration_behavior": "none",
                                             "items": [{"id": c.book.subscriptions["sub_1"].items[0].id,
                                                        "quantity": "3"}]})
-    assert c.book.subscriptions["sub_1"].items[0].quantity == 1
+    assert c.book.subscriptions["sub_1"].items[0].quantity == 3  # Stripe's shape: the item shows it now
+    assert not c.book.pending_items  # §4.2 `none`: no prorations
     c.advance(ts(2026, 2, 1))
     inv = c.book.invoices[c.book.subscriptions["sub_1"].latest_invoice]
     assert inv.lines[0].quantity == 3 and inv.lines[0].amount == 30000
@@ -207,7 +209,8 @@ def test_replaying_events_rebuilds_the_same_book_and_redeciding_gives_the_same_e
     assert folded == c.book
     snap = to_json(c.book)
     assert from_objects("acct_1", snap["key"], clock=snap["clock"], customers=snap["customers"],
-                        subscriptions=snap["subscriptions"], invoices=snap["invoices"]) == c.book
+                        subscriptions=snap["subscriptions"], invoices=snap["invoices"],
+                        subscription_states=snap["subscription_states"]) == c.book
     observed = {(o["meter"], o["customer"], o["start"], o["end"]): Decimal(o["value"])
                 for o in (e["data"]["object"] for e in c.events if e["type"] == USAGE_OBSERVED)}
     again = Clocked()

@@ -17,12 +17,16 @@ def customer_create(run: Run, now: int) -> dict:
     cus = create_customer(values, id=run.command.object_id, account=run.book.account, now=now,
                           test_clock_time=run.book.clock.frozen_time if clock else None)
     run.emit("customer.created", cus.to_stripe(), now)
+    if cus.balance:  # §4.7: a balance set at creation is the ledger's first entry (Stripe's type `initial`)
+        run.record_entries(cus.id, 0, [("initial", cus.balance)], now, currency=cus.currency)
     return cus.to_stripe()
 
 
 def customer_update(run: Run, now: int) -> dict:
     cus = run.customer(run.command.object_id)
     new = update_customer(cus, run.params.sent())
+    # §4.7: setting `balance` directly is an `adjustment` of the ledger by the difference, logged first.
+    run.record_entries(cus.id, cus.balance, [("adjustment", new.balance - cus.balance)], now, currency=new.currency)
     run.emit("customer.updated", new.to_stripe(), now, changed(cus.to_stripe(), new.to_stripe()))
     return new.to_stripe()
 

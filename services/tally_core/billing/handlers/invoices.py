@@ -1,5 +1,5 @@
 """`invoice.finalize`, `invoice.pay`, `invoice.void`, `invoice.mark_uncollectible` (reference §6.1), and
-`POST /v1/invoices/create_preview` (`preview`, no events)."""
+the upcoming invoice that `POST /v1/invoices/create_preview` shows (previews.py, no events)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ from dataclasses import replace
 
 from ...errors import InvalidRequest, invalid
 from .. import invoices as inv_
-from ..advance import advance
-from ..book import Book
 from ..collection import after_payment, attempt_collection, finalize, void
-from ..commands import load
-from ..context import Run, UsageReader, command_time
-from ..invoicing import cycle_specs, draft
+from ..context import Run
+from ..invoicing import cycle_specs, draft, pending_lines
 from ..payments import card_error
 from ..subscriptions import RENEWING, SubscriptionStatus as S, roll_over
 
@@ -63,20 +60,16 @@ def invoice_mark_uncollectible(run: Run, now: int) -> dict:
     return inv_.to_stripe(run.book.invoices[inv.id])
 
 
-def preview(book: Book, subscription_id: str, now: int, usage: UsageReader) -> dict:
-    """`POST /v1/invoices/create_preview`: the subscription's next invoice with the usage so far (no events).
-
-    The same cycle the renewal will build (invoicing.cycle_specs), at the period's end."""
-    run = Run(book, load({"id": f"preview/{subscription_id}/{now}", "type": "tick", "key": book.key, "at": now}),
-              usage)
-    advance(run, command_time(book, now))
+def upcoming(run: Run, subscription_id: str) -> dict:
+    """The subscription's next invoice with the usage so far: the cycle the renewal will build
+    (invoicing.cycle_specs, pending items first) at the period's end; not saved (previews.py)."""
     sub = run.sub(subscription_id, "subscription")
     if sub.status not in RENEWING:
-        raise invalid("subscription", f"has no upcoming invoice: it is {sub.status}.")
+        raise invalid("subscription", f"has no upcoming invoice: it is {sub.status}.",
+                      code="invoice_upcoming_none")
     start, end = sub.current_period_start, sub.current_period_end
     new = roll_over(sub)
-    upcoming = draft(run, new, cycle_specs(run, sub, new, licensed=not sub.cancel_at_period_end), reason="upcoming",
-                     at=end, start=start, end=end, finalizes_at=None)
-    obj = inv_.to_stripe(upcoming)
-    obj["id"] = None  # Stripe's preview invoices have no id
-    return obj
+    ending = sub.cancel_at_period_end or (sub.cancel_at is not None and sub.cancel_at <= end)
+    upcoming = draft(run, new, cycle_specs(run, sub, new, licensed=not ending), reason="upcoming", at=end,
+                     start=start, end=end, finalizes_at=None, pending=pending_lines(run, sub))
+    return inv_.to_stripe(upcoming)

@@ -1,5 +1,5 @@
-"""Subscription commands refuse what tally cannot do yet instead of ignoring it (reference §4.2, §3.5), and
-update metadata by Stripe's one rule (§9). Worked on seed 000: 100 USD license + metered tokens, Jan 1 2026."""
+"""Subscription commands: proration choices are honoured (reference §4.2, §3.5), metadata follows Stripe's
+one rule (§9), and commands written before typed commands decide as they did. Worked on seed 000: 100 USD license + metered tokens, Jan 1 2026."""
 
 from __future__ import annotations
 
@@ -24,11 +24,14 @@ def refused(c, kind, params) -> InvalidRequest:
     return err.value
 
 
-@pytest.mark.parametrize("behavior", ["create_prorations", "always_invoice"])
-def test_proration_behaviors_that_would_prorate_are_refused(behavior):
+@pytest.mark.parametrize("behavior", ["create_prorations", "always_invoice", "none"])
+def test_changes_that_never_prorate_bill_nothing_whatever_the_behaviour(behavior):
     c, _ = seed_000()
-    err = refused(c, "subscription.update", {"proration_behavior": behavior, "cancel_at_period_end": "true"})
-    assert err.param == "proration_behavior" and "does not prorate yet" in err.message
+    # §4.3: cancel_at_period_end and metadata do not trigger prorations
+    c.send("subscription.update", "sub_1", {"proration_behavior": behavior, "cancel_at_period_end": "true",
+                                            "metadata": {"team": "ml"}})
+    assert c.book.subscriptions["sub_1"].cancel_at_period_end
+    assert not c.book.pending_items and len(c.book.invoices) == 1
 
 
 def test_a_bogus_proration_behavior_is_refused():
@@ -36,47 +39,40 @@ def test_a_bogus_proration_behavior_is_refused():
     assert refused(c, "subscription.update", {"proration_behavior": "bogus"}).param == "proration_behavior"
 
 
-def test_a_quantity_change_needs_proration_behavior_none():
+def test_a_quantity_change_shows_at_once_and_prorates_by_default():
     c, _ = seed_000()
-    # Stripe's default (create_prorations) would credit and charge the rest of January (§4.3): refused
-    err = refused(c, "subscription.update", {"items": [{"id": license_item(c), "quantity": "3"}]})
-    assert err.param == "proration_behavior" and "proration_behavior=none" in err.message
-    # with none, the 3 seats bill from February on (§4.2 "billed the full amount at the new price")
-    c.send("subscription.update", "sub_1", {"proration_behavior": "none",
-                                            "items": [{"id": license_item(c), "quantity": "3"}]})
-    assert c.book.subscriptions["sub_1"].items[0].next_quantity == 3
+    c.advance(ts(2026, 1, 17))  # 15 of January's 31 days left
+    c.send("subscription.update", "sub_1", {"items": [{"id": license_item(c), "quantity": "3"}]})
+    assert c.book.subscriptions["sub_1"].items[0].quantity == 3
+    # 10000 × 15/31 = 4838.71: −4839 for the one seat, +14516 (30000 × 15/31 = 14516.13) for three
+    assert sorted(it.amount for it in c.book.pending_items.values()) == [-4839, 14516]
 
 
-def test_naming_the_same_quantity_is_no_change_and_needs_nothing():
+def test_naming_the_same_quantity_is_no_change_and_bills_nothing():
     c, _ = seed_000()
     c.send("subscription.update", "sub_1", {"items": [{"id": license_item(c), "quantity": "1"}]})
-    assert c.book.subscriptions["sub_1"].items[0].next_quantity is None
+    assert not c.book.pending_items
 
 
-def test_changes_that_never_prorate_need_no_proration_behavior():
+def test_cancel_with_prorate_credits_the_unused_time():
     c, _ = seed_000()
-    # §4.3: cancel_at_period_end and metadata do not trigger prorations
-    c.send("subscription.update", "sub_1", {"cancel_at_period_end": "true", "metadata": {"team": "ml"}})
-    assert c.book.subscriptions["sub_1"].cancel_at_period_end
-
-
-def test_cancel_with_prorate_true_is_refused_false_is_accepted():
-    c, _ = seed_000()
-    assert refused(c, "subscription.cancel", {"prorate": "true"}).param == "prorate"
-    c.send("subscription.cancel", "sub_1", {"prorate": "false"})
+    c.advance(ts(2026, 1, 17))
+    c.send("subscription.cancel", "sub_1", {"prorate": "true"})
     assert c.book.subscriptions["sub_1"].status == "canceled"
+    assert [it.amount for it in c.book.pending_items.values()] == [-4839]  # waits for the customer's next invoice
 
 
-def test_create_with_none_and_a_future_anchor_is_refused():
+def test_create_with_none_and_a_future_anchor_makes_the_first_period_free():
     c = Clocked(frozen=ts(2026, 1, 15))
     c.send("customer.create", "cus_1", {"test_clock": "clock_1", "payment_method": "pm_card_visa"})
     params = {"customer": "cus_1", "items": [{"price": "price_license"}], "billing_cycle_anchor": str(ts(2026, 2, 1))}
-    with pytest.raises(InvalidRequest) as err:
-        c.send("subscription.create", "sub_1", {**params, "proration_behavior": "none"}, prices=PRICES)
-    assert err.value.param == "proration_behavior"
-    # the default (create_prorations) is what tally does: 17/31 of the month (A.4)
-    c.send("subscription.create", "sub_1", {**params, "proration_behavior": "create_prorations"}, prices=PRICES)
-    assert c.book.invoices[c.book.subscriptions["sub_1"].latest_invoice].total == 5484
+    # §3.3: "making the initial period up to the first full invoice date free… doesn't generate an invoice"
+    c.send("subscription.create", "sub_1", {**params, "proration_behavior": "none"}, prices=PRICES)
+    sub = c.book.subscriptions["sub_1"]
+    assert sub.status == "active" and sub.latest_invoice is None and not c.book.invoices
+    # the default (create_prorations) bills 17/31 of the month (A.4)
+    c.send("subscription.create", "sub_2", {**params, "proration_behavior": "create_prorations"}, prices=PRICES)
+    assert c.book.invoices[c.book.subscriptions["sub_2"].latest_invoice].total == 5484
 
 
 @pytest.mark.parametrize(("raw", "metadata"), [
@@ -115,7 +111,8 @@ def test_an_old_quantity_change_without_proration_behavior_bills_from_the_next_p
     # When it was accepted, tally read no proration choice: the change meant `none` (§4.2).
     old, _ = seed_000()
     d = legacy(old, "subscription.update", {"items": [{"id": license_item(old), "quantity": "3"}]})
-    assert d.error is None and old.book.subscriptions["sub_1"].items[0].next_quantity == 3
+    assert d.error is None and old.book.subscriptions["sub_1"].items[0].quantity == 3
+    assert not old.book.pending_items
     # the same events, byte for byte, as the same change written today with proration_behavior=none
     new, _ = seed_000()
     new.send("subscription.update", "sub_1", {"proration_behavior": "none",
