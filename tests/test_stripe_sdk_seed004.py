@@ -19,6 +19,8 @@ import time
 import pytest
 import stripe
 
+from tests.test_stripe_sdk_billing import advance
+
 
 @pytest.fixture
 def client(server):
@@ -35,18 +37,6 @@ HOUR = 3600
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
-
-def advance(client, clock_id, to):
-    """Advance a test clock and poll until it is `ready` at the target time."""
-    client.v1.test_helpers.test_clocks.advance(clock_id, {"frozen_time": to})
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        clock = client.v1.test_helpers.test_clocks.retrieve(clock_id)
-        if clock.status == "ready":
-            break
-        time.sleep(0.1)
-    assert (clock.status, clock.frozen_time) == ("ready", to)
-
 
 def catalog(client) -> dict:
     """Nicknamed prices, so that the proration descriptions read as the docs' ("Unused time on Basic …")."""

@@ -244,11 +244,16 @@ async def create_clock(ctx: Ctx) -> dict:
     return obj
 
 
-async def _live_clock(ctx: Ctx) -> tuple[dict, str]:
-    obj, key, deleted = await _find(ctx, "test_clocks", "test_helpers.test_clock", ctx.params["id"])
+async def find_live(ctx: Ctx, table: str, kind: str) -> tuple[dict, str]:
+    """(object, billing key) of the object the URL names; a deleted one answers 404, as Stripe does."""
+    obj, key, deleted = await _find(ctx, table, kind, ctx.params["id"])
     if deleted:
-        raise ResourceMissing("test_helpers.test_clock", ctx.params["id"])
+        raise ResourceMissing(kind, ctx.params["id"])
     return obj, key
+
+
+async def _live_clock(ctx: Ctx) -> tuple[dict, str]:
+    return await find_live(ctx, "test_clocks", "test_helpers.test_clock")
 
 
 async def retrieve_clock(ctx: Ctx) -> dict:

@@ -11,11 +11,11 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from tally_core.billing import params as p
-from tally_core.errors import ResourceMissing, missing, missing_reference
+from tally_core.errors import missing, missing_reference
 from tally_core.ids import new_id
 from tally_edge.context import Ctx, endpoint
 
-from .billing_routes import _LIST, _find, _page, _params, _submit
+from .billing_routes import _LIST, _find, _page, _params, _submit, find_live
 
 _TABLE = "billing_invoice_items"
 
@@ -54,10 +54,7 @@ async def create_invoice_item(ctx: Ctx) -> dict:
 
 
 async def _live(ctx: Ctx) -> tuple[dict, str]:
-    obj, key, deleted = await _find(ctx, _TABLE, "invoiceitem", ctx.params["id"])
-    if deleted:
-        raise ResourceMissing("invoiceitem", ctx.params["id"])
-    return obj, key
+    return await find_live(ctx, _TABLE, "invoiceitem")
 
 
 async def retrieve_invoice_item(ctx: Ctx) -> dict:

@@ -5,15 +5,13 @@ rebuilds the items' projection row for row, and re-deciding gives the same event
 
 from __future__ import annotations
 
-import asyncio
 
 import jsonschema
-import orjson
 import pytest
 
 from tally_api.contracts import CONTRACTS
 
-from tally_cli.replay import redecide_billing, replay_billing
+from tests.factories import assert_rebuilt_and_redecided
 from tests.tally_api.test_billing_api import ok, ts
 
 
@@ -120,22 +118,4 @@ async def test_an_item_onto_a_draft_and_delete(api, runtime):
         assert (r.status_code, r.json()["error"]["param"]) == (400, param), (data, r.text)
 
     # replay rebuilds the items' rows (and every other projection) row for row; re-deciding gives the same
-    for t in runtime.tasks:
-        t.cancel()
-    await asyncio.gather(*runtime.tasks, return_exceptions=True)
-    runtime.tasks.clear()
-    pool = runtime.services.pool
-    live = await _snapshot(pool)
-    await replay_billing(pool, runtime.services.log)
-    assert await _snapshot(pool) == live
-    result = await redecide_billing(runtime.services.log, scratch_topic="billing-events-redecide")
-    assert result.first_difference is None
-
-
-async def _snapshot(pool) -> dict:
-    from tally_billing.store import PROJECTION_TABLES
-    out = {}
-    for table in PROJECTION_TABLES:
-        rows = await pool.fetch(f"select * from {table} order by account, id")
-        out[table] = [tuple(orjson.loads(v) if k == "data" else v for k, v in r.items()) for r in rows]
-    return out
+    await assert_rebuilt_and_redecided(runtime)

@@ -16,9 +16,8 @@ import asyncio
 
 import pytest
 
-from tally_cli.replay import redecide_billing, replay_billing
+from tests.factories import assert_rebuilt_and_redecided
 from tests.tally_api.test_billing_api import ok, ts
-from tests.tally_api.test_invoice_items_api import _snapshot
 
 MAR_1, MAR_16, APR_1 = ts(2026, 3, 1), ts(2026, 3, 16), ts(2026, 4, 1)
 
@@ -113,16 +112,7 @@ async def test_add_change_and_remove_items_prorate_onto_the_next_invoice(api, ru
     assert (cycle["billing_reason"], cycle["total"], cycle["status"]) == ("subscription_cycle", 5581, "paid")
 
     # and replay rebuilds every projection row for row; re-deciding gives the same events
-    for t in runtime.tasks:
-        t.cancel()
-    await asyncio.gather(*runtime.tasks, return_exceptions=True)
-    runtime.tasks.clear()
-    pool = runtime.services.pool
-    live = await _snapshot(pool)
-    await replay_billing(pool, runtime.services.log)
-    assert await _snapshot(pool) == live
-    result = await redecide_billing(runtime.services.log, scratch_topic="billing-events-redecide")
-    assert result.first_difference is None
+    await assert_rebuilt_and_redecided(runtime)
 
 
 async def test_a_price_swap_with_always_invoice_is_invoiced_and_paid_at_once(api):

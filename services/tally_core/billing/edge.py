@@ -22,7 +22,7 @@ from ..errors import missing
 from . import balance_edge, invoice_item_edge, params as p
 from .customers import check_customer
 from .edge_refusals import (  # noqa: F401  (InvalidCommand: decide.py's import)
-    InvalidCommand, Refusals, blank, boolean_value, check_carried, refuse, unknown_first)
+    InvalidCommand, Refusals, blank, boolean_value, check_carried, refuse, string_value, unknown_first)
 from .subscription_edge import subscription_cancel, subscription_create, subscription_update
 from .test_clocks import create_test_clock
 
@@ -115,12 +115,7 @@ def _invoice_pay(refusals: Refusals, params: dict, object_id: str, account: str,
     values: dict = {}
     check_carried(refusals, params, {"payment_method", "paid_out_of_band", "off_session"})
     if "payment_method" in params:
-        if blank(params["payment_method"]):
-            values["payment_method"] = None
-        else:
-            ok, pm = refusals.run(p.string, params["payment_method"], "payment_method", max_len=255)
-            if ok:
-                values["payment_method"] = pm
+        string_value(refusals, params["payment_method"], "payment_method", values, "payment_method")
     if "paid_out_of_band" in params:
         if blank(params["paid_out_of_band"]):
             values["paid_out_of_band"] = None

@@ -83,3 +83,13 @@ def boolean_value(refusals: Refusals, params: dict, name: str, values: dict) -> 
         ok, flag = refusals.run(p.boolean, params[name], name)
         if ok:
             values[name] = flag
+
+
+def string_value(refusals: Refusals, raw, param: str, values: dict, key: str, *, max_len: int = 255) -> None:
+    """A string param (an id, a price): "" is Stripe's "unset" and gives None."""
+    if blank(raw):
+        values[key] = None
+        return
+    ok, text = refusals.run(p.string, raw, param, max_len=max_len)
+    if ok:
+        values[key] = text

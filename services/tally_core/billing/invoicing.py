@@ -30,7 +30,7 @@ from .context import Run
 from .invoice_items import InvoiceItem
 from .invoices import BillingReason, DiscountAmount, Invoice, InvoiceLine, LineSpec, TaxAmount
 from .proration import prorated_amount, share
-from .subscriptions import Item, Subscription
+from .subscriptions import ENDED, Item, Subscription
 
 DiscountStage = Callable[[Iterable[InvoiceLine]], tuple[tuple[InvoiceLine, ...], tuple[DiscountAmount, ...]]]
 TaxStage = Callable[[Iterable[InvoiceLine], Iterable[DiscountAmount]],
@@ -100,10 +100,18 @@ def item_line(run: Run, item: InvoiceItem) -> InvoiceLine:
 
 def pending_for(run: Run, sub: Subscription) -> list[InvoiceItem]:
     """The pending items the subscription's next invoice takes: its own, and the customer's that belong to no
-    subscription, in its currency; newest first (items of one moment keep the order they were made in)."""
+    subscription or to one that has ended (a credit left by `DELETE … prorate=true`, §3.5), in its currency;
+    newest first (items of one moment keep the order they were made in)."""
+    subs = run.book.subscriptions
+
+    def theirs(it: InvoiceItem) -> bool:
+        if it.subscription in (sub.id, None):
+            return True
+        owner = subs.get(it.subscription)
+        return owner is not None and owner.status in ENDED
+
     items = [it for it in run.book.pending_items.values()
-             if it.customer == sub.customer and it.currency == sub.currency
-             and (it.subscription == sub.id or it.subscription is None)]
+             if it.customer == sub.customer and it.currency == sub.currency and theirs(it)]
     return sorted(items, key=lambda it: -it.date)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..errors import invalid, missing
 from ..metadata import check as check_metadata
 from . import params as p, subscriptions as subs
-from .edge_refusals import Refusals, boolean_value, blank, check_carried, metadata_value, refuse
+from .edge_refusals import Refusals, blank, boolean_value, check_carried, metadata_value, refuse, string_value
 from .subscriptions import PAYMENT_BEHAVIORS, PRORATION_BEHAVIORS
 
 
@@ -133,12 +133,7 @@ def _item_update(refusals: Refusals, i: int, raw: dict) -> dict | None:
         if ok:
             item["id"] = item_id
     if "price" in raw:
-        if blank(raw["price"]):
-            item["price"] = None
-        else:
-            ok, price = refusals.run(p.string, raw["price"], f"items[{i}][price]", max_len=255)
-            if ok:
-                item["price"] = price
+        string_value(refusals, raw["price"], f"items[{i}][price]", item, "price")
     for flag in ("deleted", "clear_usage"):
         if not blank(raw.get(flag)):
             ok, value = refusals.run(p.boolean, raw[flag], f"items[{i}][{flag}]")

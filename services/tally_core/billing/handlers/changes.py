@@ -113,7 +113,9 @@ def planned(run: Run, sub: Subscription, now: int) -> Subscription:
     if "cancel_at" in sent:
         if params.cancel_at is not None and params.cancel_at <= now:
             raise invalid("cancel_at", "must be in the future.")
-        new = replace(new, cancel_at=params.cancel_at, canceled_at=now if params.cancel_at else new.canceled_at)
+        # `canceled_at` reflects the request that set the end (§3.1), and goes when the end is cleared.
+        canceled_at = now if params.cancel_at else (new.canceled_at if new.cancel_at_period_end else None)
+        new = replace(new, cancel_at=params.cancel_at, canceled_at=canceled_at)
     if new.cancel_at is not None and new.cancel_at_period_end:
         raise invalid("cancel_at_period_end", "the subscription already ends at cancel_at; clear cancel_at first.")
     if params.items:

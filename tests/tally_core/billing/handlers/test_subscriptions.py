@@ -140,3 +140,14 @@ def test_an_old_create_with_none_and_a_future_anchor_bills_the_prorated_first_pe
                prices=PRICES)
     assert d.error is None
     assert c.book.invoices[c.book.subscriptions["sub_1"].latest_invoice].total == 5484  # 17/31 (A.4)
+
+
+def test_a_credit_left_by_a_cancel_goes_on_the_customers_next_invoice():
+    c, _ = seed_000()
+    c.advance(ts(2026, 1, 17))
+    c.send("subscription.cancel", "sub_1", {"prorate": "true"})  # −4839 for the unused 15 of 31 days
+    c.send("subscription.create", "sub_2", {"customer": "cus_1", "items": [{"price": "price_license"}]},
+           prices=PRICES)
+    first = c.book.invoices[c.book.subscriptions["sub_2"].latest_invoice]
+    assert [line.amount for line in first.lines] == [-4839, 10000] and first.total == 5161
+    assert not c.book.pending_items
