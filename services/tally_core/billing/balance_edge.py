@@ -1,5 +1,5 @@
 """The API edge's state-free checks of the balance ledger's commands (reference §4.7): each `(params, now)`
-gives the typed values by field name (commands.BalanceTransaction*Params) or raises its first refusal.
+gives the typed values by field name (command_params.BalanceTransaction*Params) or raises its first refusal.
 Whether the customer exists, and whether the currency is the customer's, needs the book (handlers/balance.py).
 """
 

@@ -62,7 +62,7 @@ class Customer:
 
 def check_customer(params: dict, *, update: bool = False) -> dict:
     """The API edge's check of `POST /v1/customers` (or `/v1/customers/{id}`): the typed values by field name
-    (commands.CustomerCreateParams), `None` for a field sent empty (Stripe's "unset"), metadata as sent (on
+    (command_params.CustomerCreateParams), `None` for a field sent empty (Stripe's "unset"), metadata as sent (on
     an update an empty value unsets its key)."""
     p.check_keys(params, _UPDATE if update else _CREATE)
     out: dict = {}

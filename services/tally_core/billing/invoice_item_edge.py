@@ -1,5 +1,5 @@
 """The state-free checks of `invoiceitem.create` and `invoiceitem.update` (edge.py registers them; ARCHITECTURE
-decision 10): names, types and Stripe's bounds, giving typed values (commands.InvoiceItem*Params). Whether the
+decision 10): names, types and Stripe's bounds, giving typed values (command_params.InvoiceItem*Params). Whether the
 customer, subscription, invoice or price exist, and whether the item can still change, is the handler's
 (handlers/invoice_items.py).
 

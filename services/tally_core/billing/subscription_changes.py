@@ -24,7 +24,7 @@ from .subscriptions import MAX_ITEMS, Item, Subscription, check_shared, checked_
 
 def changed_items(sub: Subscription, updates, prices: Mapping[str, Price], new_id: Callable[[str], str],
                   now: int) -> tuple[Item, ...]:
-    """The items after `updates` (commands.SubscriptionItemUpdate, in the order given)."""
+    """The items after `updates` (command_params.SubscriptionItemUpdate, in the order given)."""
     items: dict[str, Item] = {it.id: it for it in sub.items}
     for i, update in enumerate(updates):
         sent = update.model_fields_set

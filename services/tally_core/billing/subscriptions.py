@@ -310,7 +310,7 @@ def subscription_items(items, prices: Mapping[str, Price], item_ids: list[str], 
 
 def create_subscription(params, *, id: str, customer: str, prices: Mapping[str, Price], item_ids: list[str],
                         now: int, billing_mode: str = "flexible") -> Subscription:
-    """`POST /v1/subscriptions` from its typed params (commands.SubscriptionCreateParams, checked at the edge):
+    """`POST /v1/subscriptions` from its typed params (command_params.SubscriptionCreateParams, checked at the edge):
     the first period starts now and ends at the anchor's next boundary (or at `cancel_at`)."""
     items = subscription_items(params.items, prices, item_ids, now)
     anchor = now if params.billing_cycle_anchor is None else params.billing_cycle_anchor

@@ -8,14 +8,8 @@ from hypothesis import given, settings, strategies as st
 from pydantic import ValidationError
 
 from tally_core.billing import commands
-from tally_core.billing.commands import (
-    CustomerCreateParams,
-    SubscriptionCreateParams,
-    load,
-    parse,
-    to_params,
-    to_record,
-)
+from tally_core.billing.command_params import CustomerCreateParams, SubscriptionCreateParams
+from tally_core.billing.commands import load, parse, to_params, to_record
 from tally_core.billing.decide import decide
 from tally_core.billing.edge import InvalidCommand
 from tally_core.errors import InvalidRequest
