@@ -60,7 +60,7 @@ def cycle_specs(run: Run, sub: Subscription, new: Subscription, *, licensed: boo
     (left out when `licensed` is false: a subscription ending at period end bills only its last usage)."""
     start, end = sub.current_period_start, sub.current_period_end
     # A period cut short by `cancel_at` bills its share of the full one (§3.5: "final invoice subtotal … 60 USD").
-    cut = new.current_period_end < new.boundary_after(new.current_period_start)
+    cut = new.cancel_at is not None and new.current_period_end < new.boundary_after(new.current_period_start)
     factor = share(new, new.current_period_start, new.current_period_end) if cut else None
     # A metered item bills the ended period from when its price came in (`since` of the ended period's item).
     ended = {it.id: it for it in sub.items}
