@@ -17,6 +17,7 @@ constants below. Every error names the offending value by its bracketed path, e.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from .errors import InvalidRequest, invalid
 
@@ -36,6 +37,14 @@ ID_PARAMS = frozenset({
     "payment_method", "default_payment_method", "starting_after", "ending_before", "coupon", "promotion_code",
 })
 _FREE_HASHES = frozenset({"metadata", "payload"})  # their keys are the caller's words, not parameter names
+
+
+def decimal_text(d: Decimal | None) -> str | None:
+    """Stripe's decimal_string wire form: plain digits, no exponent, no trailing zeros."""
+    if d is None:
+        return None
+    s = format(d, "f")
+    return s.rstrip("0").rstrip(".") if "." in s else s
 
 
 def bracket(prefix: str, key) -> str:

@@ -3,10 +3,10 @@ create, retrieve, update, list, and the entries an invoice writes, in Stripe's s
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tally_api.responses import stripe_object
+from tests.tally_api.test_billing_api import ok
 
 FIXTURE_FIELDS = set(stripe_object("customer_balance_transaction")["properties"])
 
@@ -14,11 +14,6 @@ FIXTURE_FIELDS = set(stripe_object("customer_balance_transaction")["properties"]
 @pytest.fixture
 def api(billing_client):
     return billing_client
-
-
-async def ok(r: httpx.Response) -> dict:
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 async def customer(api, **extra) -> str:

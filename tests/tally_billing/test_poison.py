@@ -30,8 +30,8 @@ from tally_edge.accounts import create_account
 from tally_infra.dead_letters import count_dead_letters, list_dead_letters
 from tally_infra.logs.ports import BILLING_COMMANDS, BILLING_EVENTS
 from tally_infra.settings import Settings
-from tests.factories import create_meter, send_event
-from tests.tally_cli.test_billing_replay import kafka_aggregator, snapshot
+from tests.factories import billing_snapshot as snapshot, create_meter, send_event
+from tests.tally_cli.test_billing_replay import kafka_aggregator
 
 DAY = 86_400
 

@@ -22,13 +22,12 @@ import pytest
 
 from tally_aggregator.store import UsageProjector
 from tally_api.app import create_app
-from tally_billing.store import PROJECTION_TABLES
 from tally_cli.replay import redecide_billing, replay_billing
 from tally_cli.runtime import build, start_billing_worker, start_postgres_aggregator
 from tally_edge.accounts import create_account
 from tally_infra.logs.ports import METER_EVENTS
 from tally_infra.settings import Settings
-from tests.factories import create_meter
+from tests.factories import billing_snapshot, create_meter
 
 pytestmark = pytest.mark.slow  # the suite's longest runs (about 1 and 4 minutes)
 
@@ -269,14 +268,6 @@ class Workload:
             n += 1
 
 
-async def snapshot(pool) -> dict:
-    out = {}
-    for table in PROJECTION_TABLES:
-        rows = await pool.fetch(f"select * from {table} order by account, id")
-        out[table] = [tuple(orjson.loads(v) if k == "data" else v for k, v in r.items()) for r in rows]
-    return out
-
-
 def minute(t: int) -> int:
     return t - t % 60
 
@@ -345,10 +336,10 @@ async def run_workload(settings: Settings, db_url: str, clock) -> None:
             t.cancel()
         await asyncio.gather(*rt.tasks, return_exceptions=True)
         rt.tasks.clear()
-        live = await snapshot(pool)
+        live = await billing_snapshot(pool)
         replayed = await replay_billing(pool, rt.services.log)
         assert replayed > 4 * invoices  # created, finalized, paid… per invoice
-        assert await snapshot(pool) == live
+        assert await billing_snapshot(pool) == live
 
         if settings.kafka_bootstrap:
             from tally_infra.logs.kafka_log import create_topics

@@ -72,7 +72,7 @@ def entries(customer: str, balance: int, changes: Iterable[tuple[str, int]], *, 
 
 def invoice_changes(applied: int, too_small: int) -> list[tuple[str, int]]:
     """What finalizing an invoice does to the balance: the balance applied first, then an amount due below
-    the minimum charge carried to the balance (invoices._amounts: applied_balance, too_small_amount)."""
+    the minimum charge carried to the balance (invoices.balance_amounts: applied_balance, too_small_amount)."""
     return [("applied_to_invoice", applied), ("invoice_too_small", too_small)]
 
 

@@ -15,7 +15,8 @@ from typing import Mapping
 from .balance_transactions import BALANCE_TRANSACTION, BalanceTransaction
 from .customers import Customer
 from .invoice_items import UPDATED as INVOICEITEM_UPDATED, InvoiceItem, fold_item, take_items
-from .invoices import Invoice, from_stripe as invoice_from_stripe, to_stripe as invoice_to_stripe
+from .invoice_wire import from_stripe as invoice_from_stripe, to_stripe as invoice_to_stripe
+from .invoices import Invoice
 from .subscriptions import RENEWING, Subscription  # noqa: F401  (RENEWING: kept for importers of book)
 from .test_clocks import TestClock
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import ApiError, ResourceMissing, missing_reference
-from . import invoices as inv_
+from . import invoice_wire
 from .balance_transactions import BALANCE_TRANSACTION, BalanceTransaction, entries
 from .book import USAGE_OBSERVED, Book, apply
 from .customers import DEFAULT_CURRENCY, Customer
@@ -138,7 +138,7 @@ class Run:
         self.emit(kind, obj, at, changed(old.to_stripe(), obj) if old else None, state=new.state())
 
     def save_invoice(self, kind: str, inv: Invoice, at: int) -> None:
-        self.emit(kind, inv_.to_stripe(inv), at)
+        self.emit(kind, invoice_wire.to_stripe(inv), at)
 
     def set_balance(self, customer_id: str, balance: int, at: int, *, type: str, invoice: str | None = None,
                     currency: str | None = None) -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Callable, Mapping
 
+from ..strings import decimal_text as _text
+
 UPDATED = "tally.invoiceitem_updated"  # internal record: an item's new state (Stripe has no such event type)
 
 
@@ -99,14 +101,6 @@ def _decimal_quantity(obj: dict) -> Decimal | None:
     if text is None or Decimal(text) == obj.get("quantity", 1):
         return None
     return Decimal(text)
-
-
-def _text(d: Decimal | None) -> str | None:
-    """Stripe's decimal_string: plain digits, no exponent, no trailing zeros."""
-    if d is None:
-        return None
-    s = format(d, "f")
-    return s.rstrip("0").rstrip(".") if "." in s else s
 
 
 # --- the fold (book.py applies these to `Book.pending_items` and `Book.draft_items`) --------------------------

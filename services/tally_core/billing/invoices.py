@@ -1,6 +1,7 @@
 """Invoices (Stripe `invoice`, reference §6): lines, totals, customer balance at finalization and the status machine.
 
 Pure: ids and `now` come from the caller; every transition returns a new frozen Invoice (`dataclasses.replace`).
+The wire form (Stripe's invoice object and back) is invoice_wire.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from decimal import Decimal
 from typing import Literal
 
 from ..errors import InvalidRequest
+from ..strings import decimal_text as _text
 from .payments import PaymentOutcome
 from .prices import Price
 from .pricing import line_detail
@@ -87,14 +89,6 @@ class LineSpec:
     proration: bool = False
     amount: int | None = None  # precomputed (proration, reference A.4); None → price_amount(price, quantity)
     invoice_item: str | None = None
-
-
-def _text(d: Decimal | None) -> str | None:
-    """Stripe's decimal_string wire form: plain digits, no exponent, no trailing zeros."""
-    if d is None:
-        return None
-    s = format(d, "f")
-    return s.rstrip("0").rstrip(".") if "." in s else s
 
 
 def _describe(price: Price, quantity: Decimal) -> str:
@@ -183,7 +177,7 @@ class Invoice:
         return self.subtotal - sum(t.amount for t in self.total_taxes if t.inclusive)
 
 
-def _amounts(total: int, balance: int, currency: str) -> tuple[int, int, int, int]:
+def balance_amounts(total: int, balance: int, currency: str) -> tuple[int, int, int, int]:
     """(amount_due, ending_balance, applied_balance, too_small_amount) for `total` against a customer balance."""
     # §4.7: balance < 0 is credit owed to the customer, > 0 an amount they owe, added to the next invoice.
     # §6.3/A.5 [INFERRED]: x = total + starting_balance; amount_due = max(0, x); ending_balance = min(0, x).
@@ -231,7 +225,7 @@ def set_lines(invoice: Invoice, lines: Iterable[InvoiceLine], *, customer_balanc
     subtotal, total = totals(lines, invoice_discounts=[d.amount for d in invoice_discounts],
                              tax=sum(t.amount for t in taxes if not t.inclusive) if taxes else 0)
     discounted = [d for line in lines if line.discount_amounts for d in line.discount_amounts]
-    due = _amounts(total, customer_balance, invoice.currency)[0]
+    due = balance_amounts(total, customer_balance, invoice.currency)[0]
     # §6.3: before finalization starting_balance "will be the current customer balance"; ending_balance is null.
     return replace(invoice, lines=lines, subtotal=subtotal, total=total, amount_due=due, amount_remaining=due,
                    starting_balance=customer_balance, ending_balance=None, total_taxes=taxes,
@@ -244,7 +238,7 @@ def finalize(invoice: Invoice, *, customer_balance: int, now: int, number: str |
     if invoice.status != "draft":
         raise _refuse(f"This invoice is already finalized (status {invoice.status}); only a draft can be finalized.")
     # §4.7: the balance "automatically applies toward the next invoice finalized"; A.5 step 4.
-    due, ending, applied, too_small = _amounts(invoice.total, customer_balance, invoice.currency)
+    due, ending, applied, too_small = balance_amounts(invoice.total, customer_balance, invoice.currency)
     inv = replace(invoice, status="open", finalized_at=now, number=number, amount_due=due, amount_paid=0,
                   amount_remaining=due, starting_balance=customer_balance, ending_balance=ending,
                   applied_balance=applied, too_small_amount=too_small)
@@ -290,149 +284,3 @@ def unapplied_balance(invoice: Invoice) -> int:
     """Balance to return to the customer when a finalized unpaid invoice is voided (`unapplied_from_invoice`)."""
     # [INFERRED from the cbtxn type `unapplied_from_invoice`, §4.7]: voiding undoes the `applied_to_invoice` entry.
     return -invoice.applied_balance if invoice.status == "void" else 0
-
-
-def _line_to_stripe(line: InvoiceLine, invoice: Invoice) -> dict:
-    # basil+ shape (reference §6.4): price under pricing.price_details, item under parent.subscription_item_details.
-    return {
-        "id": line.id, "object": "line_item", "amount": line.amount, "subtotal": line.amount,
-        "currency": invoice.currency, "description": line.description, "discountable": line.discountable,
-        "discounts": _discount_ids(line.discount_amounts) if line.discount_amounts else [],
-        "discount_amounts": _discounts_to_stripe(line.discount_amounts) if line.discount_amounts else [],
-        "invoice": invoice.id,
-        "livemode": False, "metadata": {},
-        "period": {"start": line.period_start, "end": line.period_end},
-        "quantity": line.quantity, "quantity_decimal": _text(line.quantity_decimal),
-        "pricing": {"type": "price_details", "price_details": {"price": line.price_id, "product": line.product},
-                    "unit_amount_decimal": _text(line.unit_amount_decimal)},
-        "parent": _parent(line, invoice),
-        "pretax_credit_amounts": [], "taxes": _taxes_to_stripe(line.taxes) if line.taxes else [],
-        "subscription": invoice.subscription,
-    }
-
-
-def _parent(line: InvoiceLine, invoice: Invoice) -> dict:
-    """§6.4: a line of a subscription item (its cycle line or its proration) has `subscription_item_details`;
-    an invoice item that is no subscription item's has `invoice_item_details`."""
-    if line.subscription_item is None and line.invoice_item is not None:
-        return {"type": "invoice_item_details", "subscription_item_details": None, "invoice_item_details": {
-            "invoice_item": line.invoice_item, "proration": line.proration, "proration_details": {
-                "credited_items": None}, "subscription": invoice.subscription}}
-    return {"type": "subscription_item_details", "invoice_item_details": None, "subscription_item_details": {
-        "subscription": invoice.subscription, "subscription_item": line.subscription_item,
-        "invoice_item": line.invoice_item, "proration": line.proration, "proration_details": {
-            "credited_items": None}}}
-
-
-# The wire forms below are on every event's path (each invoice is rendered and folded many times): the empty
-# case, every invoice until coupons and tax rates exist, costs one truth test.
-
-def _discount_ids(amounts: tuple[DiscountAmount, ...]) -> list[str]:
-    return list(dict.fromkeys(d.discount for d in amounts)) if amounts else []
-
-
-def _discounts_to_stripe(amounts: tuple[DiscountAmount, ...]) -> list[dict]:
-    return [{"amount": d.amount, "discount": d.discount} for d in amounts] if amounts else []
-
-
-def _taxes_to_stripe(taxes: tuple[TaxAmount, ...]) -> list[dict]:
-    return [_tax_to_stripe(t) for t in taxes] if taxes else []
-
-
-def _discounts_from_stripe(objs) -> tuple[DiscountAmount, ...]:
-    return tuple(DiscountAmount(amount=o["amount"], discount=o["discount"]) for o in objs) if objs else ()
-
-
-def _taxes_from_stripe(objs) -> tuple[TaxAmount, ...]:
-    return tuple(_tax_from_stripe(o) for o in objs) if objs else ()
-
-
-def _tax_to_stripe(t: TaxAmount) -> dict:
-    # basil+ tax shape (stripe-python `InvoiceLineItem.Tax` / `Invoice.TotalTax`).
-    return {"amount": t.amount, "tax_behavior": "inclusive" if t.inclusive else "exclusive",
-            "tax_rate_details": {"tax_rate": t.tax_rate}, "taxability_reason": t.taxability_reason,
-            "taxable_amount": t.taxable_amount, "type": "tax_rate_details"}
-
-
-def _tax_from_stripe(obj: dict) -> TaxAmount:
-    return TaxAmount(amount=obj["amount"], tax_rate=obj["tax_rate_details"]["tax_rate"],
-                     taxable_amount=obj["taxable_amount"], inclusive=obj["tax_behavior"] == "inclusive",
-                     taxability_reason=obj.get("taxability_reason"))
-
-
-def to_stripe(invoice: Invoice) -> dict:
-    """Stripe's basil+ invoice object (`parent.subscription_details`, lines as a list object)."""
-    parent = None if invoice.subscription is None else {
-        "type": "subscription_details", "quote_details": None,
-        "subscription_details": {"subscription": invoice.subscription, "metadata": {}}}
-    return {
-        "id": invoice.id, "object": "invoice", "customer": invoice.customer, "currency": invoice.currency,
-        "status": invoice.status, "billing_reason": invoice.billing_reason,
-        "collection_method": invoice.collection_method, "created": invoice.created,
-        "period_start": invoice.period_start, "period_end": invoice.period_end,
-        "subtotal": invoice.subtotal,
-        "subtotal_excluding_tax": invoice.subtotal_excluding_tax if invoice.total_taxes else invoice.subtotal,
-        "total": invoice.total,
-        "total_excluding_tax": invoice.total_excluding_tax if invoice.total_taxes else invoice.total,
-        "total_discount_amounts": _discounts_to_stripe(invoice.total_discount_amounts)
-        if invoice.total_discount_amounts else [],
-        "total_taxes": _taxes_to_stripe(invoice.total_taxes) if invoice.total_taxes else [],
-        "total_pretax_credit_amounts": [], "discounts": [],
-        "amount_due": invoice.amount_due, "amount_paid": invoice.amount_paid,
-        "amount_remaining": invoice.amount_remaining, "amount_overpaid": 0, "amount_shipping": 0,
-        "starting_balance": invoice.starting_balance, "ending_balance": invoice.ending_balance,
-        "attempt_count": invoice.attempt_count, "attempted": invoice.attempted, "auto_advance": invoice.auto_advance,
-        "next_payment_attempt": invoice.next_payment_attempt, "due_date": invoice.due_date, "number": invoice.number,
-        "automatically_finalizes_at": invoice.automatically_finalizes_at,
-        "effective_at": invoice.finalized_at, "status_transitions": {
-            "finalized_at": invoice.finalized_at, "marked_uncollectible_at": invoice.marked_uncollectible_at,
-            "paid_at": invoice.paid_at, "voided_at": invoice.voided_at},
-        "parent": parent, "description": None, "metadata": {}, "livemode": False,
-        "lines": {"object": "list", "data": [_line_to_stripe(line, invoice) for line in invoice.lines],
-                  "has_more": False, "total_count": len(invoice.lines), "url": f"/v1/invoices/{invoice.id}/lines"},
-    }
-
-
-def _dec(text: str | None) -> Decimal | None:
-    return None if text is None else Decimal(text)
-
-
-def _line_from_stripe(obj: dict) -> InvoiceLine:
-    details = obj["parent"]["subscription_item_details"] or obj["parent"].get("invoice_item_details") or {}
-    pricing = obj["pricing"]
-    return InvoiceLine(
-        id=obj["id"], subscription_item=details.get("subscription_item"),
-        price_id=pricing["price_details"]["price"], description=obj["description"], quantity=obj["quantity"],
-        quantity_decimal=Decimal(obj["quantity_decimal"]), amount=obj["amount"],
-        period_start=obj["period"]["start"], period_end=obj["period"]["end"],
-        proration=bool(details.get("proration")), product=pricing["price_details"]["product"],
-        unit_amount_decimal=_dec(pricing["unit_amount_decimal"]), invoice_item=details.get("invoice_item"),
-        discount_amounts=_discounts_from_stripe(d) if (d := obj.get("discount_amounts")) else (),
-        taxes=_taxes_from_stripe(t) if (t := obj.get("taxes")) else (),
-    )
-
-
-def from_stripe(obj: dict) -> Invoice:
-    """Rebuild an Invoice from `to_stripe` output (a billing event's `data.object`)."""
-    t = obj["status_transitions"]
-    parent = obj.get("parent") or {}
-    inv = Invoice(
-        id=obj["id"], customer=obj["customer"], currency=obj["currency"], status=obj["status"],
-        subscription=(parent.get("subscription_details") or {}).get("subscription"),
-        billing_reason=obj["billing_reason"], created=obj["created"], period_start=obj["period_start"],
-        period_end=obj["period_end"], lines=tuple(_line_from_stripe(x) for x in obj["lines"]["data"]),
-        subtotal=obj["subtotal"], total=obj["total"], amount_due=obj["amount_due"], amount_paid=obj["amount_paid"],
-        amount_remaining=obj["amount_remaining"], starting_balance=obj["starting_balance"],
-        ending_balance=obj["ending_balance"], attempt_count=obj["attempt_count"], attempted=obj["attempted"],
-        auto_advance=obj["auto_advance"], collection_method=obj["collection_method"],
-        finalized_at=t["finalized_at"], paid_at=t["paid_at"], voided_at=t["voided_at"],
-        marked_uncollectible_at=t["marked_uncollectible_at"], next_payment_attempt=obj["next_payment_attempt"],
-        due_date=obj["due_date"], number=obj["number"], automatically_finalizes_at=obj.get("automatically_finalizes_at"),
-        total_discount_amounts=_discounts_from_stripe(d) if (d := obj.get("total_discount_amounts")) else (),
-        total_taxes=_taxes_from_stripe(tx) if (tx := obj.get("total_taxes")) else (),
-    )
-    if inv.finalized_at is None:
-        return inv
-    # The balance transactions are not on the wire; they follow from total and starting_balance (see finalize).
-    _, _, applied, too_small = _amounts(inv.total, inv.starting_balance, inv.currency)
-    return replace(inv, applied_balance=applied, too_small_amount=too_small)

@@ -13,6 +13,7 @@ from typing import Literal
 
 from .. import metadata as _metadata
 from ..errors import InvalidRequest, invalid, missing
+from ..strings import decimal_text as _text
 from . import params as p
 
 Interval = Literal["day", "week", "month", "year"]
@@ -138,13 +139,6 @@ class Price:
 def _whole(d: Decimal | None) -> int | None:
     # Stripe: unit_amount is "represented as a whole integer if possible", else null beside the decimal string.
     return None if d is None or d != d.to_integral_value() else int(d)
-
-
-def _text(d: Decimal | None) -> str | None:
-    if d is None:
-        return None
-    s = format(d, "f")
-    return s.rstrip("0").rstrip(".") if "." in s else s
 
 
 def _dec(s) -> Decimal | None:

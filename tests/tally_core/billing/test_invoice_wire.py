@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from hypothesis import given, strategies as st
 
-from tally_core.billing import invoices as inv
+from tally_core.billing import invoice_wire, invoices as inv
 from tally_core.billing.invoices import DiscountAmount, InvoiceLine, TaxAmount
 
 D = Decimal
@@ -30,7 +30,7 @@ def invoice(lines, **kw) -> inv.Invoice:
 
 
 def round_trip(x: inv.Invoice) -> inv.Invoice:
-    return inv.from_stripe(json.loads(json.dumps(inv.to_stripe(x))))  # through JSON, as the log holds it
+    return invoice_wire.from_stripe(json.loads(json.dumps(invoice_wire.to_stripe(x))))  # through JSON, as the log holds it
 
 
 # Worked example (§6.7): a 5.00 line with 10 % off (0.50) and exclusive 5 % tax on 4.50 → 0.23 (0.225 rounded).
@@ -50,7 +50,7 @@ def test_a_discounted_taxed_line_survives_the_fold():
 def test_the_wire_shapes_are_stripes():
     draft = inv.set_lines(invoice([]), [DISCOUNTED], customer_balance=0, invoice_discounts=(DiscountAmount(
         100, "di_5off"),), taxes=(VAT,))
-    obj = inv.to_stripe(draft)
+    obj = invoice_wire.to_stripe(draft)
     wire_line = obj["lines"]["data"][0]
     assert wire_line["discount_amounts"] == [{"amount": 50, "discount": "di_10pct"}]
     assert wire_line["discounts"] == ["di_10pct"]
@@ -75,7 +75,7 @@ def test_inclusive_tax_is_inside_the_total():
 
 def test_without_discounts_or_taxes_the_wire_form_is_unchanged():
     # What every event written before discounts existed holds: empty lists, *_excluding_tax equal to the amounts.
-    obj = inv.to_stripe(inv.set_lines(invoice([]), [line()], customer_balance=0))
+    obj = invoice_wire.to_stripe(inv.set_lines(invoice([]), [line()], customer_balance=0))
     assert (obj["total_discount_amounts"], obj["total_taxes"], obj["discounts"]) == ([], [], [])
     assert (obj["subtotal_excluding_tax"], obj["total_excluding_tax"]) == (obj["subtotal"], obj["total"]) == (
         10000, 10000)

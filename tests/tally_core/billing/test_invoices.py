@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 import stripe
 
-from tally_core.billing import invoices as inv
+from tally_core.billing import invoice_wire, invoices as inv
 from tally_core.billing.invoices import DiscountAmount, Invoice, LineSpec, build_lines, finalize, totals
 from tally_core.billing.payments import charge
 from tally_core.billing.prices import Price, Recurring, Tier
@@ -263,7 +263,7 @@ def test_voiding_returns_the_applied_balance(balance, restore):
 
 def test_to_stripe_basil_shape():
     final, _ = finalize(cycle_invoice(2500, balance=-5000), customer_balance=-5000, now=NOW)
-    obj = inv.to_stripe(final)
+    obj = invoice_wire.to_stripe(final)
     keys = ("object", "customer", "currency", "status", "subtotal", "total", "amount_due", "amount_paid",
             "amount_remaining", "starting_balance", "ending_balance", "billing_reason", "period_start", "period_end",
             "created", "attempt_count", "attempted", "auto_advance", "livemode")
@@ -285,7 +285,7 @@ def test_to_stripe_basil_shape():
 
 def test_to_stripe_is_read_by_the_stripe_sdk():
     # the official SDK types objects by `object` and reads the basil+ paths
-    sdk = stripe.Invoice.construct_from(inv.to_stripe(paid()), "sk_test_x")
+    sdk = stripe.Invoice.construct_from(invoice_wire.to_stripe(paid()), "sk_test_x")
     assert sdk.status == "paid" and sdk.amount_paid == 16000
     assert sdk.parent.subscription_details.subscription == "sub_1"
     line = sdk.lines.data[0]
@@ -296,5 +296,5 @@ def test_to_stripe_is_read_by_the_stripe_sdk():
     # a manual invoice (no subscription) has no parent and, before finalization, a null ending_balance
     manual = inv.draft(id="in_2", customer="cus_1", currency="usd", billing_reason="manual", created=JAN1,
                        period_start=JAN1, period_end=JAN1)
-    assert stripe.Invoice.construct_from(inv.to_stripe(manual), "sk_test_x").parent is None
-    assert (inv.to_stripe(manual)["ending_balance"], inv.to_stripe(manual)["lines"]["data"]) == (None, [])
+    assert stripe.Invoice.construct_from(invoice_wire.to_stripe(manual), "sk_test_x").parent is None
+    assert (invoice_wire.to_stripe(manual)["ending_balance"], invoice_wire.to_stripe(manual)["lines"]["data"]) == (None, [])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from tally_core.billing.book import Book, apply
-from tally_core.billing.invoices import to_stripe as invoice_to_stripe
+from tally_core.billing.invoice_wire import to_stripe as invoice_to_stripe
 from tally_core.billing.prices import create_price
 from tally_core.billing.proration import item_prorations
 from tally_core.billing.subscriptions import Item, Subscription

@@ -25,10 +25,10 @@ request.
 from __future__ import annotations
 
 from dataclasses import replace
-from decimal import Decimal
 
 from ... import metadata as _metadata
 from ...errors import InvalidRequest, invalid
+from ...strings import decimal_text as _text
 from ..collection import finalize
 from ..context import Run
 from ..invoice_items import InvoiceItem
@@ -66,11 +66,6 @@ def usage_item(run: Run, sub: Subscription, item: Item, at: int) -> InvoiceItem 
         "until the price changed)", price_id=item.price.id, product=item.price.product,
         quantity=int(detail.quantity), subscription=sub.id, subscription_item=item.id,
         quantity_decimal=detail.quantity)
-
-
-def _text(d: Decimal) -> str:
-    s = format(d, "f")
-    return s.rstrip("0").rstrip(".") if "." in s else s
 
 
 def _metered_leaving(old: Subscription, new: Subscription) -> list[Item]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ...errors import InvalidRequest, invalid
-from .. import invoices as inv_
+from .. import invoice_wire, invoices as inv_
 from ..collection import after_payment, attempt_collection, finalize, void
 from ..context import Run
 from ..invoicing import cycle_specs, draft, pending_lines
@@ -19,7 +19,7 @@ def invoice_finalize(run: Run, now: int) -> dict:
     if run.params.auto_advance is not None:
         inv = replace(inv, auto_advance=run.params.auto_advance)
     finalize(run, inv, now, collect=inv.auto_advance)
-    return inv_.to_stripe(run.book.invoices[inv.id])
+    return invoice_wire.to_stripe(run.book.invoices[inv.id])
 
 
 def invoice_pay(run: Run, now: int) -> dict:
@@ -38,7 +38,7 @@ def invoice_pay(run: Run, now: int) -> dict:
         after_payment(run, paid, now)
     elif not attempt_collection(run, inv, now, params.payment_method or None, retry=False):
         run.error = card_error(run.last_outcome)
-    return inv_.to_stripe(run.book.invoices[inv.id])
+    return invoice_wire.to_stripe(run.book.invoices[inv.id])
 
 
 def invoice_void(run: Run, now: int) -> dict:
@@ -49,7 +49,7 @@ def invoice_void(run: Run, now: int) -> dict:
         # "Voiding the first invoice of an incomplete sub → incomplete_expired" (§3.6).
         run.save_sub("customer.subscription.updated", replace(sub, status=S.INCOMPLETE_EXPIRED, ended_at=now),
                      sub, now)
-    return inv_.to_stripe(run.book.invoices[inv.id])
+    return invoice_wire.to_stripe(run.book.invoices[inv.id])
 
 
 def invoice_mark_uncollectible(run: Run, now: int) -> dict:
@@ -57,7 +57,7 @@ def invoice_mark_uncollectible(run: Run, now: int) -> dict:
     run.save_invoice("invoice.marked_uncollectible", inv, now)
     # "Invoices marked as uncollectable are treated as paid when determining subscription status" (§3.6).
     after_payment(run, inv, now)
-    return inv_.to_stripe(run.book.invoices[inv.id])
+    return invoice_wire.to_stripe(run.book.invoices[inv.id])
 
 
 def upcoming(run: Run, subscription_id: str) -> dict:
@@ -72,4 +72,4 @@ def upcoming(run: Run, subscription_id: str) -> dict:
     ending = sub.cancel_at_period_end or (sub.cancel_at is not None and sub.cancel_at <= end)
     upcoming = draft(run, new, cycle_specs(run, sub, new, licensed=not ending), reason="upcoming", at=end,
                      start=start, end=end, finalizes_at=None, pending=pending_lines(run, sub))
-    return inv_.to_stripe(upcoming)
+    return invoice_wire.to_stripe(upcoming)
