@@ -10,7 +10,7 @@ import pytest
 
 from tally_core.errors import InvalidRequest
 
-from .test_decide import ts
+from .test_decide import PRICES, Clocked, ts
 from .test_proration_worked import amounts, balance, change, item, latest, pending, replays, started, sub, swap
 
 # --- always_invoice and the customer balance (§4.2, §4.7) -----------------------------------------------------
@@ -292,3 +292,25 @@ def test_moving_cancel_at_within_the_period_prorates_and_the_subscription_ends_t
     assert (sub(c).status, sub(c).ended_at) == ("canceled", moved_to)
     assert (amounts(latest(c)), latest(c).status, balance(c)) == ([line[0]], "paid", left)
     assert replays(c)
+
+
+def test_voiding_a_pending_updates_invoice_drops_the_update():
+    c = Clocked()
+    c.send("customer.create", "cus_1", {"test_clock": "clock_1", "payment_method": "pm_card_visa"})
+    c.send("subscription.create", "sub_1", {"customer": "cus_1", "items": [{"price": "price_license"}]},
+           prices=PRICES)
+    c.send("customer.update", "cus_1", {"payment_method": "pm_card_chargeDeclined"})
+    item = c.book.subscriptions["sub_1"].items[0].id
+    c.send("subscription.update", "sub_1", {"items": [{"id": item, "quantity": "2"}],
+                                            "proration_behavior": "always_invoice",
+                                            "payment_behavior": "pending_if_incomplete"})
+    sub = c.book.subscriptions["sub_1"]
+    assert sub.pending_update is not None and sub.items[0].quantity == 1
+    # while it waits, the items cannot change
+    with pytest.raises(InvalidRequest) as err:
+        c.send("subscription.update", "sub_1", {"items": [{"id": item, "quantity": "3"}]})
+    assert err.value.param == "items"
+    c.send("invoice.void", sub.pending_update.invoice, {})
+    sub = c.book.subscriptions["sub_1"]
+    assert sub.pending_update is None and sub.items[0].quantity == 1
+    assert c.types()[-2:] == ["invoice.voided", "customer.subscription.pending_update_expired"]

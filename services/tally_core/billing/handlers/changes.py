@@ -125,9 +125,12 @@ def subscription_update(run: Run, now: int) -> dict:
     if sub.status in ENDED:
         raise InvalidRequest(f"A canceled subscription can only update its metadata; {sub.id} is {sub.status}.",
                              code="subscription_canceled" if sub.status == S.CANCELED else None)
-    if sub.pending_update is not None and params.items:
+    # A pending update replaces the subscription when its invoice is paid, so nothing it would overwrite may
+    # change meanwhile (metadata and cancel_at_period_end may).
+    blocked = [k for k in ("items", "cancel_at", "billing_cycle_anchor") if k in params.model_fields_set]
+    if sub.pending_update is not None and blocked:
         raise InvalidRequest(f"{sub.id} has a pending update waiting for invoice {sub.pending_update.invoice} "
-                             "to be paid; pay or void that invoice first.", param="items")
+                             "to be paid; pay or void that invoice first.", param=blocked[0])
     if run.before_models:
         _legacy(run, sub)
     # Commands written before the models were decided when tally read no proration choice and billed every

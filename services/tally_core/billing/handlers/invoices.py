@@ -49,6 +49,9 @@ def invoice_void(run: Run, now: int) -> dict:
         # "Voiding the first invoice of an incomplete sub → incomplete_expired" (§3.6).
         run.save_sub("customer.subscription.updated", replace(sub, status=S.INCOMPLETE_EXPIRED, ended_at=now),
                      sub, now)
+    elif sub is not None and sub.pending_update is not None and sub.pending_update.invoice == inv.id:
+        # The change waited for this invoice (§3.6 pending_if_incomplete): voided, it never happens.
+        run.save_sub("customer.subscription.pending_update_expired", replace(sub, pending_update=None), sub, now)
     return invoice_wire.to_stripe(run.book.invoices[inv.id])
 
 
