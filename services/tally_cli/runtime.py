@@ -8,7 +8,6 @@ ingest adds the ingestor (its dedup cache warmed) and test clock times; the API 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +38,7 @@ from tally_ingest.ingestor import Ingestor
 from .database import open_pool
 
 log = logging.getLogger("tally")
+SHUTDOWN_TIMEOUT = 10.0  # seconds a closing runtime waits for its cancelled tasks, and for its pool
 
 
 async def open_log(settings: Settings, pool: asyncpg.Pool):
@@ -64,14 +64,23 @@ class Runtime:
     async def close(self) -> None:
         for t in self.tasks:
             t.cancel()
-        for t in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if self.tasks:
+            # A task stuck where cancellation cannot reach it (a call into a broker that never answers) must not
+            # hold the process: it is left behind after SHUTDOWN_TIMEOUT, and said so.
+            done, stuck = await asyncio.wait(self.tasks, timeout=SHUTDOWN_TIMEOUT)
+            for t in done:  # a task that failed before it was cancelled: its error was logged where it failed
+                if not t.cancelled():
+                    t.exception()
+            for t in stuck:
+                log.warning("task %s did not stop within %.0f s of being cancelled", t.get_name(), SHUTDOWN_TIMEOUT)
         if self.services is not None:
             await idempotency.flush(self.services.edge.idempotency, self.pool)
             await self.services.edge.keys.close()
         await self.log.close()
-        await self.pool.close()
+        try:
+            await asyncio.wait_for(self.pool.close(), SHUTDOWN_TIMEOUT)
+        except asyncio.TimeoutError:
+            self.pool.terminate()  # connections still checked out by the stuck tasks
 
 
 async def build(settings: Settings, *, clock=time.time, database_url: str | None = None, api: bool = True,

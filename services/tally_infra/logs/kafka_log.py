@@ -8,6 +8,7 @@ dedup by identifier), not from Kafka.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -15,6 +16,9 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlread
 from aiokafka.partitioner import DefaultPartitioner
 
 from .ports import BILLING_COMMANDS, CATALOG, METER_EVENTS, LogRecord
+
+log = logging.getLogger(__name__)
+CLOSE_TIMEOUT = 10.0  # seconds each client may take to stop (KafkaLog.close)
 
 
 async def create_topics(bootstrap: str, topics: dict[str, int]) -> list[str]:
@@ -212,12 +216,15 @@ class KafkaLog:
         return out
 
     async def close(self) -> None:
-        for consumer, _ in self._pollers.values():
-            await consumer.stop()
+        """Stop every client, each within CLOSE_TIMEOUT: a broker that stops answering (a LeaveGroup or a flush
+        never acknowledged) must not hold a shutting-down process forever. Whatever a client had not sent by
+        then was never acknowledged, so no caller was told it was written."""
+        clients = [consumer for consumer, _ in self._pollers.values()]
+        clients += [c for c in (self._ends_consumer, self._producer) if c is not None]
         self._pollers.clear()
-        if self._ends_consumer is not None:
-            await self._ends_consumer.stop()
-            self._ends_consumer = None
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        self._ends_consumer = self._producer = None
+        for client in clients:
+            try:
+                await asyncio.wait_for(client.stop(), CLOSE_TIMEOUT)
+            except (asyncio.TimeoutError, KafkaConnectionError) as exc:
+                log.warning("a Kafka client did not stop cleanly within %.0f s: %r", CLOSE_TIMEOUT, exc)
