@@ -159,6 +159,9 @@ _PRICE_DATA = dict(currency=string(3), currency_options=hash_(), custom_unit_amo
 _CUSTOMER_FIELDS = dict(
     email=string(512), name=string(256), description=string(350), phone=string(20), metadata=METADATA,
     address=hash_({k: string(200) for k in sorted(core_customers._ADDRESS)}),
+    shipping=dict(hash_({"name": string(200), "phone": string(200),
+                         "address": hash_({k: string(200) for k in sorted(core_customers._ADDRESS)})}),
+                  required=["address", "name"]),
     balance=integer(-p.MAX_BALANCE, p.MAX_BALANCE),
     payment_method=ID, invoice_settings=hash_({"default_payment_method": ID}), expand=expand("test_clock"),
 )

@@ -17,22 +17,7 @@ _NUMBERS = {"aggregated_value"}  # Stripe's example shows an integer; the value 
 # the fuzzer holds each answer to it; shrink these lists as the fields are added.
 NOT_YET_RETURNED = {
     "product": "type",
-    "customer": "default_source delinquent discount invoice_prefix next_invoice_sequence preferred_locales "
-                "shipping tax_exempt",
-    "subscription": "application application_fee_percent automatic_tax cancellation_details "
-                    "days_until_due default_payment_method default_source default_tax_rates description "
-                    "discounts invoice_settings next_pending_invoice_item_invoice on_behalf_of pause_collection "
-                    "payment_settings pending_invoice_item_interval pending_setup_intent schedule test_clock "
-                    "transfer_data trial_end trial_settings trial_start billing_thresholds customer_account "
-                    "managed_payments billing_schedules",
-    "subscription_item": "plan",  # the legacy Plan mirror of `price`
-    "invoice": "account_country account_name account_tax_ids application automatic_tax custom_fields "
-               "customer_address customer_email customer_name customer_phone customer_shipping "
-               "customer_tax_exempt customer_tax_ids default_payment_method default_source default_tax_rates "
-               "footer from_invoice hosted_invoice_url invoice_pdf issuer last_finalization_error "
-               "latest_revision on_behalf_of payment_settings post_payment_credit_notes_amount "
-               "pre_payment_credit_notes_amount receipt_number rendering shipping_cost shipping_details "
-               "statement_descriptor subscription test_clock webhooks_delivered_at customer_account",
+    "customer": "next_invoice_sequence",
 }
 
 

@@ -290,6 +290,8 @@ _CUSTOMER_FIELDS = {
     "name": E("Walked", reflects("name")),
     "payment_method": E("pm_card_visa", reflects("invoice_settings.default_payment_method", "pm_card_visa")),
     "phone": E("+33100000000", reflects("phone")),
+    "shipping": E({"name": "Walked", "address": {"city": "Lyon", "country": "FR"}},
+                  lambda o, v, w: (o["shipping"]["name"], o["shipping"]["address"]["city"]) == ("Walked", "Lyon")),
     "expand": EXPAND,
 }
 

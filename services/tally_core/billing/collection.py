@@ -6,14 +6,13 @@ what finalizing or a payment attempt does to the invoice, the customer's balance
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 
 from ..errors import ResourceMissing
 from . import invoices as inv_
 from .balance_transactions import invoice_changes
 from .context import Run
-from .customers import Customer
+from .customers import Customer, invoice_prefix
 from .invoices import Invoice
 from .invoicing import refresh_usage
 from .payments import NO_PAYMENT_METHOD, PaymentOutcome, charge
@@ -25,8 +24,7 @@ RETRY_DELAYS = (3 * 86_400, 5 * 86_400, 7 * 86_400)
 
 
 def _number(run: Run, customer: str) -> str:
-    prefix = hashlib.blake2b(customer.encode(), digest_size=4).hexdigest().upper()
-    return f"{prefix}-{run.book.sequences.get(customer, 0) + 1:04d}"
+    return f"{invoice_prefix(customer)}-{run.book.sequences.get(customer, 0) + 1:04d}"
 
 
 def finalize(run: Run, inv: Invoice, at: int, *, collect: bool = True) -> None:

@@ -52,12 +52,21 @@ class NoParams(Params):
     """customer.delete, invoice.void, invoice.mark_uncollectible, test_clock.delete and tick read no params."""
 
 
+class CustomerShipping(Params):
+    """`shipping[...]` on a customer (Stripe requires its name and address; customers.check_customer)."""
+
+    name: str
+    address: dict[str, str]
+    phone: str | None = None
+
+
 class _CustomerParams(Params):
     email: str | None = None
     name: str | None = None
     description: str | None = None
     phone: str | None = None
     address: dict[str, str] | None = None
+    shipping: CustomerShipping | None = None  # `None`: `shipping=` clears it
     metadata: Metadata | None = None
     balance: Balance = None
     # `invoice_settings[default_payment_method]`, or `payment_method` (Stripe takes either on a customer).

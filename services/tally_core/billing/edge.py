@@ -42,8 +42,8 @@ def validate(kind: str, params: dict, *, object_id: str | None, account: str, no
 # --- customers -----------------------------------------------------------------------------------------------
 
 # The order of customers._fields; payment_method and invoice_settings name one value and are checked together.
-_CUSTOMER_ORDER = ("test_clock", "email", "name", "description", "phone", "address", "metadata", "balance",
-                   "payment_method", "invoice_settings")
+_CUSTOMER_ORDER = ("test_clock", "email", "name", "description", "phone", "address", "shipping", "metadata",
+                   "balance", "payment_method", "invoice_settings")
 _PAYMENT = ("payment_method", "invoice_settings")
 
 

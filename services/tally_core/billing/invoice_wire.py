@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from ..strings import decimal_text as _text
 from .invoices import DiscountAmount, Invoice, InvoiceLine, TaxAmount, balance_amounts
+from .object_fields import invoice_fields
 
 
 def _line_to_stripe(line: InvoiceLine, invoice: Invoice) -> dict:
@@ -85,6 +86,7 @@ def to_stripe(invoice: Invoice) -> dict:
         "type": "subscription_details", "quote_details": None,
         "subscription_details": {"subscription": invoice.subscription, "metadata": {}}}
     return {
+        **invoice_fields(), "subscription": invoice.subscription, "test_clock": invoice.test_clock,
         "id": invoice.id, "object": "invoice", "customer": invoice.customer, "currency": invoice.currency,
         "status": invoice.status, "billing_reason": invoice.billing_reason,
         "collection_method": invoice.collection_method, "created": invoice.created,
@@ -149,6 +151,7 @@ def from_stripe(obj: dict) -> Invoice:
         due_date=obj["due_date"], number=obj["number"], automatically_finalizes_at=obj.get("automatically_finalizes_at"),
         total_discount_amounts=_discounts_from_stripe(d) if (d := obj.get("total_discount_amounts")) else (),
         total_taxes=_taxes_from_stripe(tx) if (tx := obj.get("total_taxes")) else (),
+        test_clock=obj.get("test_clock"),  # absent from events written before it was rendered
     )
     if inv.finalized_at is None:
         return inv

@@ -165,6 +165,7 @@ class Invoice:
     # §6.3: every discount's amount across the lines and the invoice level, and every tax rate's amount.
     total_discount_amounts: tuple[DiscountAmount, ...] = ()
     total_taxes: tuple[TaxAmount, ...] = ()
+    test_clock: str | None = None  # the customer's clock (Stripe's invoice `test_clock`)
 
     @property
     def total_excluding_tax(self) -> int:

@@ -139,7 +139,7 @@ def draft(run: Run, sub: Subscription, specs: list[LineSpec], *, reason: Billing
                        created=at, period_start=start, period_end=end, subscription=sub.id,
                        customer_balance=cus.balance, auto_advance=auto_advance)
     inv = assemble(empty, (*pending, *inv_.build_lines(specs)), customer_balance=cus.balance)
-    return replace(inv, automatically_finalizes_at=finalizes_at)
+    return replace(inv, automatically_finalizes_at=finalizes_at, test_clock=cus.test_clock)
 
 
 def add_items(run: Run, inv: Invoice, items: Iterable[InvoiceItem]) -> Invoice:

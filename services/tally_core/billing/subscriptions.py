@@ -14,6 +14,7 @@ from .. import metadata as _metadata
 from ..errors import InvalidRequest, invalid, missing
 from ..strings import MAX_TIMESTAMP
 from . import params as p
+from .object_fields import plan_of, subscription_fields
 from .periods import add_interval, period_containing, period_index
 from .prices import Price
 
@@ -97,6 +98,7 @@ class Subscription:
     billing_mode: str = "classic"
     cancel_at: int | None = None  # §3.5: the period holding it ends there, and the subscription with it
     pending_update: "PendingUpdate | None" = None
+    test_clock: str | None = None  # the customer's clock at creation (a customer never changes clocks)
 
     @property
     def interval(self) -> tuple[str, int]:
@@ -138,6 +140,7 @@ class Subscription:
     def to_stripe(self) -> dict:
         items = [item_to_stripe(self, it) for it in self.items]
         return {
+            **subscription_fields(), "test_clock": self.test_clock,
             "id": self.id, "object": "subscription", "customer": self.customer, "status": str(self.status),
             "billing_cycle_anchor": self.anchor, "cancel_at_period_end": self.cancel_at_period_end,
             "billing_cycle_anchor_config": {"day_of_month": self.day_of_month, "month": None, "hour": None,
@@ -174,6 +177,7 @@ class Subscription:
             day_of_month=(obj.get("billing_cycle_anchor_config") or {}).get("day_of_month"),
             billing_mode=mode, cancel_at=obj.get("cancel_at"),
             pending_update=None if pending is None else PendingUpdate.from_state(pending),
+            test_clock=obj.get("test_clock"),  # absent from events written before it was rendered
             items=tuple(Item(i["id"], Price.from_stripe(i["price"]), waiting.get(i["id"], i["quantity"]), i["created"],
                              dict(i.get("metadata") or {}), (kept.get(i["id"]) or {}).get("since"),
                              (kept.get(i["id"]) or {}).get("billed"))
@@ -185,9 +189,9 @@ def item_to_stripe(sub: Subscription, it: Item) -> dict:
     """Stripe's `subscription_item` (basil+: the billing period lives on the item, §3.1)."""
     return {
         "id": it.id, "object": "subscription_item", "created": it.created, "metadata": dict(it.metadata),
-        "price": it.price.to_stripe(expand=["tiers"]), "quantity": it.quantity, "subscription": sub.id,
+        "price": (price := it.price.to_stripe(expand=["tiers"])), "quantity": it.quantity, "subscription": sub.id,
         "current_period_start": sub.current_period_start, "current_period_end": sub.current_period_end,
-        "discounts": [], "tax_rates": [], "billing_thresholds": None,
+        "discounts": [], "tax_rates": [], "billing_thresholds": None, "plan": plan_of(price),
     }
 
 

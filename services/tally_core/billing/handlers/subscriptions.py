@@ -36,6 +36,7 @@ def subscription_create(run: Run, now: int) -> dict:
     sub = create_subscription(params, id=run.command.object_id, customer=cus.id, prices=prices,
                               item_ids=[run.new_id("si") for _ in range(len(params.items) or 1)], now=now,
                               billing_mode=mode)
+    sub = replace(sub, test_clock=cus.test_clock)  # Stripe: a subscription is on its customer's clock
     factor = first_period_factor(sub, now)
     if factor is not None and params.proration_behavior == "none" and not run.before_models:
         # §3.3: with `none` "the initial period up to the first full invoice date [is] free… doesn't generate an
