@@ -6,13 +6,12 @@ balance change is; retrieve and list read the `billing_balance_transactions` pro
 
 from __future__ import annotations
 
-from starlette.routing import Route
 
 from tally_billing import queries as store
 from tally_core.billing import params as p
 from tally_core.billing.handlers.balance import KIND
 from tally_core.errors import ResourceMissing
-from tally_edge.context import Ctx, endpoint
+from tally_edge.context import Ctx, route
 
 from .billing_routes import _LIST, _find, _page, _submit
 
@@ -64,13 +63,9 @@ async def list_balance_transactions(ctx: Ctx) -> dict:
                        {"customer": ctx.params["id"]}, order="log_offset")
 
 
-def _route(path: str, handler, methods: list[str]) -> Route:
-    return Route(path, endpoint(handler), methods=methods)
-
-
 routes = [
-    _route("/v1/customers/{id}/balance_transactions", create_balance_transaction, ["POST"]),
-    _route("/v1/customers/{id}/balance_transactions", list_balance_transactions, ["GET"]),
-    _route("/v1/customers/{id}/balance_transactions/{transaction}", retrieve_balance_transaction, ["GET"]),
-    _route("/v1/customers/{id}/balance_transactions/{transaction}", update_balance_transaction, ["POST"]),
+    route("/v1/customers/{id}/balance_transactions", create_balance_transaction, ["POST"]),
+    route("/v1/customers/{id}/balance_transactions", list_balance_transactions, ["GET"]),
+    route("/v1/customers/{id}/balance_transactions/{transaction}", retrieve_balance_transaction, ["GET"]),
+    route("/v1/customers/{id}/balance_transactions/{transaction}", update_balance_transaction, ["POST"]),
 ]

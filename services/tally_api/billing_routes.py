@@ -8,7 +8,6 @@ Which billing key a command goes to: a customer's own (`account:cus_…`), or it
 from __future__ import annotations
 
 
-from starlette.routing import Route
 
 from tally_billing import queries as store
 from tally_core.billing import params as p
@@ -17,7 +16,7 @@ from tally_core.billing.products import expand_of
 from tally_core.billing.subscriptions import ENDED, RENEWING, SubscriptionStatus
 from tally_core.errors import ResourceMissing, invalid, missing, missing_reference
 from tally_core.ids import new_id
-from tally_edge.context import REQUEST_ID, Ctx, endpoint
+from tally_edge.context import REQUEST_ID, Ctx, route
 from tally_edge.http import list_object, page_params
 
 _LIST = {"limit", "starting_after", "ending_before", "expand"}
@@ -306,33 +305,29 @@ async def list_events(ctx: Ctx) -> dict:
     return await _page(ctx, "billing_events", "/v1/events", filters)
 
 
-def _route(path: str, handler, methods: list[str]) -> Route:
-    return Route(path, endpoint(handler), methods=methods)
-
-
 routes = [
-    _route("/v1/customers", create_customer, ["POST"]),
-    _route("/v1/customers", list_customers, ["GET"]),
-    _route("/v1/customers/{id}", retrieve_customer, ["GET"]),
-    _route("/v1/customers/{id}", update_customer, ["POST"]),
-    _route("/v1/customers/{id}", delete_customer, ["DELETE"]),
-    _route("/v1/subscriptions", create_subscription, ["POST"]),
-    _route("/v1/subscriptions", list_subscriptions, ["GET"]),
-    _route("/v1/subscriptions/{id}", retrieve_subscription, ["GET"]),
-    _route("/v1/subscriptions/{id}", update_subscription, ["POST"]),
-    _route("/v1/subscriptions/{id}", cancel_subscription, ["DELETE"]),
-    _route("/v1/invoices", list_invoices, ["GET"]),
-    _route("/v1/invoices/{id}", retrieve_invoice, ["GET"]),
-    _route("/v1/invoices/{id}/lines", list_invoice_lines, ["GET"]),
-    _route("/v1/invoices/{id}/finalize", _invoice_command("invoice.finalize"), ["POST"]),
-    _route("/v1/invoices/{id}/pay", _invoice_command("invoice.pay"), ["POST"]),
-    _route("/v1/invoices/{id}/void", _invoice_command("invoice.void"), ["POST"]),
-    _route("/v1/invoices/{id}/mark_uncollectible", _invoice_command("invoice.mark_uncollectible"), ["POST"]),
-    _route("/v1/test_helpers/test_clocks", create_clock, ["POST"]),
-    _route("/v1/test_helpers/test_clocks", list_clocks, ["GET"]),
-    _route("/v1/test_helpers/test_clocks/{id}", retrieve_clock, ["GET"]),
-    _route("/v1/test_helpers/test_clocks/{id}", delete_clock, ["DELETE"]),
-    _route("/v1/test_helpers/test_clocks/{id}/advance", advance_clock, ["POST"]),
-    _route("/v1/events", list_events, ["GET"]),
-    _route("/v1/events/{id}", retrieve_event, ["GET"]),
+    route("/v1/customers", create_customer, ["POST"]),
+    route("/v1/customers", list_customers, ["GET"]),
+    route("/v1/customers/{id}", retrieve_customer, ["GET"]),
+    route("/v1/customers/{id}", update_customer, ["POST"]),
+    route("/v1/customers/{id}", delete_customer, ["DELETE"]),
+    route("/v1/subscriptions", create_subscription, ["POST"]),
+    route("/v1/subscriptions", list_subscriptions, ["GET"]),
+    route("/v1/subscriptions/{id}", retrieve_subscription, ["GET"]),
+    route("/v1/subscriptions/{id}", update_subscription, ["POST"]),
+    route("/v1/subscriptions/{id}", cancel_subscription, ["DELETE"]),
+    route("/v1/invoices", list_invoices, ["GET"]),
+    route("/v1/invoices/{id}", retrieve_invoice, ["GET"]),
+    route("/v1/invoices/{id}/lines", list_invoice_lines, ["GET"]),
+    route("/v1/invoices/{id}/finalize", _invoice_command("invoice.finalize"), ["POST"]),
+    route("/v1/invoices/{id}/pay", _invoice_command("invoice.pay"), ["POST"]),
+    route("/v1/invoices/{id}/void", _invoice_command("invoice.void"), ["POST"]),
+    route("/v1/invoices/{id}/mark_uncollectible", _invoice_command("invoice.mark_uncollectible"), ["POST"]),
+    route("/v1/test_helpers/test_clocks", create_clock, ["POST"]),
+    route("/v1/test_helpers/test_clocks", list_clocks, ["GET"]),
+    route("/v1/test_helpers/test_clocks/{id}", retrieve_clock, ["GET"]),
+    route("/v1/test_helpers/test_clocks/{id}", delete_clock, ["DELETE"]),
+    route("/v1/test_helpers/test_clocks/{id}/advance", advance_clock, ["POST"]),
+    route("/v1/events", list_events, ["GET"]),
+    route("/v1/events/{id}", retrieve_event, ["GET"]),
 ]

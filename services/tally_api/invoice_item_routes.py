@@ -8,12 +8,11 @@ item with that snapshot. An update pins the item's own price too, so a new quant
 
 from __future__ import annotations
 
-from starlette.routing import Route
 
 from tally_core.billing import params as p
 from tally_core.errors import missing, missing_reference
 from tally_core.ids import new_id
-from tally_edge.context import Ctx, endpoint
+from tally_edge.context import Ctx, route
 
 from .billing_routes import _LIST, _find, _page, _params, _submit, find_live
 
@@ -88,14 +87,10 @@ async def list_invoice_items(ctx: Ctx) -> dict:
     return await _page(ctx, _TABLE, "/v1/invoiceitems", filters, order="date")
 
 
-def _route(path: str, handler, methods: list[str]) -> Route:
-    return Route(path, endpoint(handler), methods=methods)
-
-
 routes = [
-    _route("/v1/invoiceitems", create_invoice_item, ["POST"]),
-    _route("/v1/invoiceitems", list_invoice_items, ["GET"]),
-    _route("/v1/invoiceitems/{id}", retrieve_invoice_item, ["GET"]),
-    _route("/v1/invoiceitems/{id}", update_invoice_item, ["POST"]),
-    _route("/v1/invoiceitems/{id}", delete_invoice_item, ["DELETE"]),
+    route("/v1/invoiceitems", create_invoice_item, ["POST"]),
+    route("/v1/invoiceitems", list_invoice_items, ["GET"]),
+    route("/v1/invoiceitems/{id}", retrieve_invoice_item, ["GET"]),
+    route("/v1/invoiceitems/{id}", update_invoice_item, ["POST"]),
+    route("/v1/invoiceitems/{id}", delete_invoice_item, ["DELETE"]),
 ]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from starlette.routing import Route
-
 from tally_aggregator import usage as usage_port
 from tally_billing import queries as store
 from tally_core.billing import params as p
@@ -14,7 +12,7 @@ from tally_core.billing.commands import parse, to_params
 from tally_core.billing.previews import preview
 from tally_core.errors import ApiError, invalid, missing
 from tally_core.ids import new_id
-from tally_edge.context import Ctx, endpoint
+from tally_edge.context import Ctx, route
 
 from .billing_routes import _RENEWING, _find, _params, pinned_prices
 
@@ -112,4 +110,4 @@ async def create_preview(ctx: Ctx) -> dict:
     raise RuntimeError("preview usage did not settle")
 
 
-routes = [Route("/v1/invoices/create_preview", endpoint(create_preview), methods=["POST"])]
+routes = [route("/v1/invoices/create_preview", create_preview, ["POST"])]

@@ -18,12 +18,11 @@ from __future__ import annotations
 import re
 
 import orjson
-from starlette.routing import Route
 
 from tally_billing import queries as store
 from tally_core.billing import params as p
 from tally_core.errors import ApiError, ResourceMissing, missing
-from tally_edge.context import Ctx, endpoint
+from tally_edge.context import Ctx, route
 from tally_edge.http import list_object
 
 from .billing_gateway import RefusedCommand
@@ -139,14 +138,10 @@ async def list_subscription_items(ctx: Ctx) -> dict:
     return list_object(sub["items"]["data"], ctx.params, "/v1/subscription_items")
 
 
-def _route(path: str, handler, methods: list[str]) -> Route:
-    return Route(path, endpoint(handler), methods=methods)
-
-
 routes = [
-    _route("/v1/subscription_items", create_subscription_item, ["POST"]),
-    _route("/v1/subscription_items", list_subscription_items, ["GET"]),
-    _route("/v1/subscription_items/{id}", retrieve_subscription_item, ["GET"]),
-    _route("/v1/subscription_items/{id}", update_subscription_item, ["POST"]),
-    _route("/v1/subscription_items/{id}", delete_subscription_item, ["DELETE"]),
+    route("/v1/subscription_items", create_subscription_item, ["POST"]),
+    route("/v1/subscription_items", list_subscription_items, ["GET"]),
+    route("/v1/subscription_items/{id}", retrieve_subscription_item, ["GET"]),
+    route("/v1/subscription_items/{id}", update_subscription_item, ["POST"]),
+    route("/v1/subscription_items/{id}", delete_subscription_item, ["DELETE"]),
 ]

@@ -17,6 +17,7 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from tally_core.errors import ApiError, InternalError, InvalidRequest, invalid
 from tally_core.strings import check_path_params
@@ -155,3 +156,8 @@ def _path_params(request: Request) -> dict:
             name = next((k for k, v in path_params.items() if "\ufffd" in str(v)), next(iter(path_params)))
             raise invalid(name, "is not valid UTF-8 (the bytes are refused, not repaired).") from None
     return check_path_params(dict(path_params))
+
+
+def route(path: str, handler: Handler, methods: list[str]) -> Route:
+    """A starlette route whose endpoint is `handler` behind the edge (`endpoint`)."""
+    return Route(path, endpoint(handler), methods=methods)

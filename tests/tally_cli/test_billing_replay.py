@@ -2,7 +2,7 @@
 (graduated and volume tiers, decimal amounts, transform_quantity, count and last meters, quarterly), month-end
 anchors, cancels, declined cards, credits and debts, and every change of seed 004 (quantities, price swaps,
 item adds and removals, interval changes, `cancel_at`, all three proration behaviours, both billing modes,
-pending updates, proration dates, balance adjustments); on both log backends.
+pending updates, proration dates, balance adjustments, one-off invoice items); on both log backends.
 
 Checks: (1) `replay_billing` rebuilds every billing projection row for row; (2) re-deciding every command
 into a scratch log gives exactly the logged events; (3) every metered line's quantity equals an independent
@@ -195,6 +195,15 @@ class Workload:
         if n % 8 == 2:
             await ok(await self.api.post(f"/v1/customers/{cus}/balance_transactions/{txn['id']}", data={
                 "description": f"round {n}", "metadata[round]": str(n)}))
+        # One-off invoice items (§4.4): a charge or a credit waiting for the customer's next invoice; some are
+        # changed, some deleted while still pending.
+        item = await ok(await self.api.post("/v1/invoiceitems", data={
+            "customer": ledger.choice(self.subs)["customer"], "currency": "usd",
+            "amount": str(ledger.choice([-1, 1]) * ledger.randint(100, 9000)), "description": f"one-off {n}"}))
+        if n % 8 == 6:
+            await ok(await self.api.post(f"/v1/invoiceitems/{item['id']}", data={"description": f"changed {n}"}))
+        elif n % 8 == 2:
+            await ok(await self.api.delete(f"/v1/invoiceitems/{item['id']}"))
 
     def change_params(self, action: str, sub: dict, seat: list[dict]) -> dict | None:
         """A subscription change of seed 004 (issue 9), with a random proration choice, billing period rule,
